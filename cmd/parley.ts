@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// The one executable: `parley all | gateway | chat | stack | token | client`. Builds config once, starts services,
+// and closes them in reverse order on SIGTERM/SIGINT within PARLEY_SHUTDOWN_TIMEOUT_MS.
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../lib/config/index.js';
+import type { Config } from '../lib/config/index.js';
+import { mintToken } from '../lib/auth/index.js';
+import { createLogger, createMetrics } from '../lib/observability/index.js';
+import type { Logger } from '../lib/observability/index.js';
+import { readStackEnv, stackCommand, startStack, stackSettings } from '../lib/stack/index.js';
+import { runClient } from './client.js';
+import { connectShared, runChat, runGateway } from './services.js';
+import type { Closeable } from './services.js';
+
+const USAGE = `usage: parley <command>
+  all                 every service in one process (starts the local stack if no service URLs are set)
+  gateway             WebSocket gateway
+  chat                chat service (JetStream consumer -> MongoDB -> Redis)
+  stack <up|down|status|env|install>   the native local stack (nats-server, redis-server, FerretDB)
+  token <user> [--ttl 3600]            print a development JWT (HS256, JWT_SECRET or the dev secret)
+  client --user <u> --room <r> [--url ws://127.0.0.1:8080/ws] [--token <jwt>]   interactive CLI client`;
+
+const SERVICE_URLS = ['NATS_URL', 'REDIS_URL', 'MONGO_URL'] as const;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const bootLog = createLogger({ name: 'parley', level: process.env.LOG_LEVEL ?? 'info' });
+  switch (command) {
+    case 'all':
+    case 'gateway':
+    case 'chat':
+      return runServices(command, bootLog);
+    case 'stack':
+      return stackCommand(rest, bootLog);
+    case 'token':
+      return token(rest);
+    case 'client':
+      return runClient(rest, await envWithStack(), bootLog);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      return 2;
+  }
+}
+
+/** The environment with the running local stack's URLs filled in for any service URL not set explicitly. */
+async function envWithStack(): Promise<NodeJS.ProcessEnv> {
+  if (SERVICE_URLS.every((k) => process.env[k])) return process.env;
+  const stack = await readStackEnv(stackSettings().stateDir);
+  return stack ? { ...stack, ...process.env } : process.env;
+}
+
+async function runServices(command: 'all' | 'gateway' | 'chat', bootLog: Logger): Promise<number> {
+  const closers: Closeable[] = [];
+  let env = await envWithStack();
+  if (command === 'all' && SERVICE_URLS.some((k) => !env[k])) {
+    // Laptop mode: nothing configured and no `parley stack up` running, so run the stack for this process.
+    bootLog.info('no service URLs set and no local stack running: starting the local stack');
+    const stack = await startStack({ dir: stackSettings().dataDir, log: bootLog });
+    closers.push({ name: 'stack', close: () => stack.stop() });
+    env = { ...stack.env, ...env };
+  }
+  let cfg: Config;
+  try {
+    cfg = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      bootLog.fatal(err.message);
+      await closeAll(closers, bootLog, 10_000);
+      return 78; // EX_CONFIG
+    }
+    throw err;
+  }
+  const log = createLogger({ name: `parley-${command}`, level: cfg.logLevel });
+  const metrics = createMetrics(command);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    void closeAll(closers, log, cfg.shutdownTimeoutMs).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    const { shared, closers: base } = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`);
+    closers.push(...base);
+    if (command === 'all' || command === 'chat') closers.push(...(await runChat(cfg, log, metrics, shared)));
+    if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
+  } catch (err) {
+    log.fatal({ err }, 'start-up failed');
+    await closeAll(closers, log, cfg.shutdownTimeoutMs);
+    return 1;
+  }
+  log.info({ command, port: cfg.port }, 'parley started');
+  return new Promise<number>(() => undefined); // runs until a signal
+}
+
+async function closeAll(closers: Closeable[], log: Logger, deadlineMs: number): Promise<void> {
+  const timer = setTimeout(() => {
+    log.error({ deadlineMs }, 'shutdown deadline exceeded; exiting');
+    process.exit(1);
+  }, deadlineMs);
+  timer.unref();
+  for (const c of [...closers].reverse()) {
+    try {
+      await c.close();
+    } catch (err) {
+      log.warn({ err, component: c.name }, 'close failed');
+    }
+  }
+  clearTimeout(timer);
+}
+
+function token(argv: string[]): number {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ttl: { type: 'string', default: '3600' } } });
+  const user = positionals[0];
+  if (!user) {
+    console.error('usage: parley token <user> [--ttl seconds]');
+    return 2;
+  }
+  const cfg = loadConfig();
+  if (!cfg.jwt.secret) {
+    console.error('parley token mints HS256 tokens and needs JWT_SECRET (or no JWT_PUBLIC_KEY, for the dev secret)');
+    return 2;
+  }
+  const opts: Parameters<typeof mintToken>[0] = { secret: cfg.jwt.secret, user, ttlMs: Number(values.ttl) * 1000 };
+  if (cfg.jwt.issuer) opts.issuer = cfg.jwt.issuer;
+  if (cfg.jwt.audience) opts.audience = cfg.jwt.audience;
+  console.log(mintToken(opts));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

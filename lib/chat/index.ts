@@ -1,0 +1,80 @@
+// The chat service: consume CHAT, store each message once (keyed by its namespaced id), publish the stored message
+// to its room's Redis channel, and only then ack JetStream. A crash anywhere before the ack means a redelivery,
+// which the store turns into "already stored, broadcast again"; gateways drop the repeated seq.
+import type { JsMsg } from '@nats-io/jetstream';
+import type { Config } from '../config/index.js';
+import type { FanoutPublisher } from '../fanout/index.js';
+import { decodeEvent, ensureDurable, namespacedId, startBatchConsumer } from '../log/index.js';
+import type { BatchConsumer, NatsHandle } from '../log/index.js';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { Logger, Metrics } from '../observability/index.js';
+import { messageFrame } from '../protocol/index.js';
+import type { MessageDoc, MessageStore } from '../store/index.js';
+import { toStored } from '../store/index.js';
+import { createdWildcard } from '../log/index.js';
+
+export interface ChatDeps {
+  cfg: Config;
+  log: Logger;
+  metrics: Metrics;
+  nats: NatsHandle;
+  jsm: JetStreamManager;
+  store: MessageStore;
+  fanout: FanoutPublisher;
+}
+
+export interface ChatService {
+  close(): Promise<void>;
+}
+
+export async function startChat(d: ChatDeps): Promise<ChatService> {
+  const { cfg, log, metrics } = d;
+  await ensureDurable(d.jsm, cfg.stream.name, {
+    name: cfg.chat.consumer,
+    filterSubject: createdWildcard(cfg.stream.subjectRoot),
+    ackWaitMs: cfg.chat.ackWaitMs,
+    maxAckPending: cfg.chat.batchSize * 8,
+  }, log);
+
+  const handle = async (batch: JsMsg[]): Promise<void> => {
+    const docs: MessageDoc[] = [];
+    const valid: JsMsg[] = [];
+    for (const m of batch) {
+      const ev = decodeEvent(m.data);
+      if (!ev) {
+        // A malformed event can never succeed: terminate it instead of redelivering forever.
+        log.error({ seq: m.seq, subject: m.subject }, 'malformed event terminated');
+        m.term('malformed event');
+        continue;
+      }
+      const doc: MessageDoc = { _id: namespacedId(ev.from, ev.id), room: ev.room, seq: m.seq, from: ev.from, body: ev.body, ts: ev.ts };
+      if (ev.mentions) doc.mentions = ev.mentions;
+      docs.push(doc);
+      valid.push(m);
+    }
+    const toPublish = await d.store.insert(docs);
+    await d.fanout.publish(toPublish.map((doc) => ({ room: doc.room, payload: messageFrame(toStored(doc)) })));
+    for (const m of valid) m.ack();
+    const dropped = docs.length - toPublish.length;
+    metrics.persisted.inc({ result: 'stored' }, toPublish.length);
+    if (dropped > 0) {
+      metrics.persisted.inc({ result: 'duplicate' }, dropped);
+      log.info({ dropped }, 'duplicate events beyond the duplicate window dropped');
+    }
+  };
+
+  const consumer: BatchConsumer = await startBatchConsumer(d.nats, {
+    stream: cfg.stream.name,
+    durable: cfg.chat.consumer,
+    maxBatch: cfg.chat.batchSize,
+    log,
+    handle,
+  });
+  log.info({ consumer: cfg.chat.consumer }, 'chat consuming');
+  return {
+    async close() {
+      await consumer.close();
+      log.info('chat closed');
+    },
+  };
+}

@@ -1,0 +1,216 @@
+// The one place that reads the environment: typed, defaulted for a laptop, validated at start-up.
+import { readFileSync, existsSync } from 'node:fs';
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string, options?: ErrorOptions) {
+    super(`${variable}: ${message}`, options);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface JwtConfig {
+  /** HS256 shared secret; undefined disables HS tokens. */
+  secret: string | undefined;
+  /** PEM public key for RS256/ES256; undefined disables asymmetric tokens. */
+  publicKey: string | undefined;
+  /** Explicit allow-list; never contains `none`. */
+  algorithms: string[];
+  issuer: string | undefined;
+  audience: string | undefined;
+  /** Leeway for exp/nbf, in milliseconds. */
+  clockToleranceMs: number;
+}
+
+export interface Limits {
+  /** Largest WebSocket frame accepted (uWS maxPayloadLength); larger frames close the socket with 1009. */
+  maxFrameBytes: number;
+  /** Largest message body in UTF-8 bytes; larger gets TOO_LARGE. */
+  maxBodyBytes: number;
+  maxRoomsPerConnection: number;
+  maxMentions: number;
+  /** Publishes awaiting a PubAck per connection; more gets RATE_LIMITED. */
+  maxInflightPerConnection: number;
+  /** Per-socket send buffer; a reader further behind is disconnected instead of stalling the room. */
+  maxBackpressureBytes: number;
+  idleTimeoutSec: number;
+}
+
+export interface StreamConfig {
+  name: string;
+  /** Subject root: events go to `<root>.message.created.<room>`. */
+  subjectRoot: string;
+  replicas: number;
+  duplicateWindowMs: number;
+  maxAgeMs: number;
+  maxBytes: number;
+  publishTimeoutMs: number;
+}
+
+export interface ChatConfig {
+  consumer: string;
+  batchSize: number;
+  ackWaitMs: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  natsUrl: string;
+  redisUrl: string;
+  mongoUrl: string;
+  mongoDb: string;
+  /** Prefix for every Redis key and channel, so several deployments (or test suites) can share one Redis. */
+  redisPrefix: string;
+  gatewayId: string;
+  logLevel: string;
+  shutdownTimeoutMs: number;
+  jwt: JwtConfig;
+  limits: Limits;
+  stream: StreamConfig;
+  chat: ChatConfig;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
+const SYMMETRIC = ['HS256', 'HS384', 'HS512'];
+
+/** Development secret: accepted only when nothing else is configured, and never in production. */
+export const DEV_JWT_SECRET = 'parley-dev-secret-change-me-0123456789abcdef';
+
+export function loadConfig(env: Env = process.env): Config {
+  const r = new Reader(env);
+  const secret = r.str('JWT_SECRET', '');
+  const publicKeyRaw = r.str('JWT_PUBLIC_KEY', '');
+  const production = r.str('NODE_ENV', '') === 'production';
+  if (production && !secret && !publicKeyRaw) {
+    throw new ConfigError('JWT_SECRET', 'set JWT_SECRET or JWT_PUBLIC_KEY in production (NODE_ENV=production)');
+  }
+  if (secret && secret.length < 32) throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
+  const publicKey = publicKeyRaw ? readPem(publicKeyRaw) : undefined;
+  const useSecret = secret || (publicKey ? undefined : DEV_JWT_SECRET);
+  const defaultAlgs = [...(useSecret ? ['HS256'] : []), ...(publicKey ? ['RS256', 'ES256'] : [])];
+  const algorithms = r.list('PARLEY_JWT_ALGORITHMS', defaultAlgs);
+  for (const a of algorithms) {
+    if (!ASYMMETRIC.includes(a) && !SYMMETRIC.includes(a)) {
+      throw new ConfigError('PARLEY_JWT_ALGORITHMS', `unsupported algorithm ${JSON.stringify(a)}`);
+    }
+    if (SYMMETRIC.includes(a) && !useSecret) throw new ConfigError('PARLEY_JWT_ALGORITHMS', `${a} needs JWT_SECRET`);
+    if (ASYMMETRIC.includes(a) && !publicKey) throw new ConfigError('PARLEY_JWT_ALGORITHMS', `${a} needs JWT_PUBLIC_KEY`);
+  }
+
+  const subjectRoot = r.str('PARLEY_SUBJECT_ROOT', 'chat');
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(subjectRoot)) {
+    throw new ConfigError('PARLEY_SUBJECT_ROOT', `not a literal NATS subject: ${JSON.stringify(subjectRoot)}`);
+  }
+  const streamName = r.str('PARLEY_STREAM', 'CHAT');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(streamName)) throw new ConfigError('PARLEY_STREAM', 'must match [A-Za-z0-9_-]{1,64}');
+  const redisPrefix = r.str('PARLEY_REDIS_PREFIX', '');
+  if (!/^[A-Za-z0-9_:.-]*$/.test(redisPrefix)) throw new ConfigError('PARLEY_REDIS_PREFIX', 'must match [A-Za-z0-9_:.-]*');
+  const mongoDb = r.str('PARLEY_MONGO_DB', 'parley');
+  if (!/^[A-Za-z0-9_-]{1,63}$/.test(mongoDb)) throw new ConfigError('PARLEY_MONGO_DB', 'must match [A-Za-z0-9_-]{1,63}');
+
+  const cfg: Config = {
+    port: r.int('PORT', 8080, 0, 65535),
+    host: r.str('PARLEY_HOST', '0.0.0.0'),
+    natsUrl: r.url('NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
+    redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    mongoUrl: r.url('MONGO_URL', 'mongodb://127.0.0.1:27017', ['mongodb:', 'mongodb+srv:']),
+    mongoDb,
+    redisPrefix,
+    gatewayId: r.str('PARLEY_GATEWAY_ID', `gw-${process.pid}-${Math.random().toString(36).slice(2, 8)}`),
+    logLevel: r.oneOf('LOG_LEVEL', 'info', LEVELS),
+    shutdownTimeoutMs: r.int('PARLEY_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    jwt: {
+      secret: useSecret,
+      publicKey,
+      algorithms,
+      issuer: r.str('PARLEY_JWT_ISSUER', '') || undefined,
+      audience: r.str('PARLEY_JWT_AUDIENCE', '') || undefined,
+      clockToleranceMs: r.int('PARLEY_JWT_CLOCK_TOLERANCE_MS', 5_000, 0, 300_000),
+    },
+    limits: {
+      maxFrameBytes: r.int('PARLEY_MAX_FRAME_BYTES', 16 * 1024, 256, 16 * 1024 * 1024),
+      maxBodyBytes: r.int('PARLEY_MAX_BODY_BYTES', 4 * 1024, 1, 1024 * 1024),
+      maxRoomsPerConnection: r.int('PARLEY_MAX_ROOMS_PER_CONNECTION', 100, 1, 100_000),
+      maxMentions: r.int('PARLEY_MAX_MENTIONS', 50, 0, 10_000),
+      maxInflightPerConnection: r.int('PARLEY_MAX_INFLIGHT', 256, 1, 1_000_000),
+      maxBackpressureBytes: r.int('PARLEY_MAX_BACKPRESSURE_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      idleTimeoutSec: r.int('PARLEY_IDLE_TIMEOUT_SEC', 120, 0, 960),
+    },
+    stream: {
+      name: streamName,
+      subjectRoot,
+      replicas: r.int('PARLEY_STREAM_REPLICAS', 1, 1, 5),
+      duplicateWindowMs: r.int('PARLEY_DUPLICATE_WINDOW_MS', 10 * 60_000, 1_000, 24 * 3_600_000),
+      maxAgeMs: r.int('PARLEY_STREAM_MAX_AGE_MS', 7 * 24 * 3_600_000, 0, Number.MAX_SAFE_INTEGER),
+      maxBytes: r.int('PARLEY_STREAM_MAX_BYTES', 10 * 1024 ** 3, -1, Number.MAX_SAFE_INTEGER),
+      publishTimeoutMs: r.int('PARLEY_PUBLISH_TIMEOUT_MS', 2_000, 50, 60_000),
+    },
+    chat: {
+      consumer: r.str('PARLEY_CHAT_CONSUMER', 'chat-persist'),
+      batchSize: r.int('PARLEY_CHAT_BATCH', 256, 1, 10_000),
+      ackWaitMs: r.int('PARLEY_CHAT_ACK_WAIT_MS', 10_000, 1_000, 3_600_000),
+    },
+  };
+  if (cfg.stream.duplicateWindowMs > cfg.stream.maxAgeMs && cfg.stream.maxAgeMs > 0) {
+    throw new ConfigError('PARLEY_DUPLICATE_WINDOW_MS', 'must not exceed PARLEY_STREAM_MAX_AGE_MS');
+  }
+  return cfg;
+}
+
+function readPem(value: string): string {
+  if (value.includes('-----BEGIN')) return value.replace(/\\n/g, '\n');
+  if (!existsSync(value)) throw new ConfigError('JWT_PUBLIC_KEY', `neither a PEM key nor an existing file: ${value}`);
+  const pem = readFileSync(value, 'utf8');
+  if (!pem.includes('-----BEGIN')) throw new ConfigError('JWT_PUBLIC_KEY', `file ${value} holds no PEM key`);
+  return pem;
+}
+
+class Reader {
+  constructor(private readonly env: Env) {}
+
+  str(name: string, def: string): string {
+    const v = this.env[name];
+    return v === undefined || v === '' ? def : v.trim();
+  }
+
+  int(name: string, def: number, min: number, max: number): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return def;
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got ${JSON.stringify(raw)}`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  oneOf(name: string, def: string, allowed: string[]): string {
+    const v = this.str(name, def);
+    if (!allowed.includes(v)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  list(name: string, def: string[]): string[] {
+    const raw = this.env[name];
+    if (raw === undefined || raw.trim() === '') return def;
+    return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+
+  url(name: string, def: string, protocols: string[]): string {
+    const v = this.str(name, def);
+    // A list of servers is allowed for NATS; validate each.
+    for (const part of v.split(',')) {
+      let u: URL;
+      try {
+        u = new URL(part.trim());
+      } catch (cause) {
+        throw new ConfigError(name, `not a URL: ${JSON.stringify(part)}`, { cause });
+      }
+      if (!protocols.includes(u.protocol)) {
+        throw new ConfigError(name, `scheme must be one of ${protocols.join(', ')}, got ${u.protocol}`);
+      }
+    }
+    return v;
+  }
+}

@@ -1,0 +1,21 @@
+// Subject names of the CHAT stream. Room ids are validated before they get here (no `.`, `*`, `>`, spaces).
+import type { RoomId } from '../protocol/index.js';
+
+export function createdSubject(root: string, room: RoomId): string {
+  return `${root}.message.created.${room}`;
+}
+
+export function createdWildcard(root: string): string {
+  return `${root}.message.created.*`;
+}
+
+export function streamSubjects(root: string): string[] {
+  // edited/deleted are reserved by the design; the stream accepts them now so adding them later needs no migration.
+  return [`${root}.message.created.*`, `${root}.message.edited.*`, `${root}.message.deleted.*`];
+}
+
+/** The room of an event subject, or undefined for a subject of another shape. */
+export function roomOfSubject(subject: string): RoomId | undefined {
+  const i = subject.lastIndexOf('.');
+  return i < 0 ? undefined : subject.slice(i + 1);
+}

@@ -1,0 +1,4 @@
+export { createLogger } from './logger.js';
+export { createMetrics } from './metrics.js';
+export type { Logger, LoggerOptions } from './logger.js';
+export type { Metrics } from './metrics.js';

@@ -1,0 +1,20 @@
+// pino is the only logger; components take a child of the root logger, never create their own.
+import { pino, type Logger as PinoLogger } from 'pino';
+
+export type Logger = PinoLogger;
+
+export interface LoggerOptions {
+  level: string;
+  /** Service name bound once on the root logger (`parley all` runs several under one). */
+  name: string;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  return pino({
+    name: opts.name,
+    level: opts.level,
+    base: { pid: process.pid },
+    // Never let a token reach the logs, whatever a call site passes in.
+    redact: { paths: ['token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' },
+  });
+}

@@ -1,0 +1,39 @@
+// Prometheus metrics on a registry of Parley's own (never the global default); label values stay bounded.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  messagesSent: Counter<'service'>;
+  activeConnections: Gauge<'service'>;
+  messageLatency: Histogram<'service'>;
+  avgMessageLatencyMs: Gauge<'service'>;
+  jetstreamPublish: Histogram<'service' | 'result'>;
+  framesRejected: Counter<'service' | 'code'>;
+  persisted: Counter<'service' | 'result'>;
+  observeLatency(seconds: number): void;
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export function createMetrics(service: string): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  const messagesSent = new Counter({ name: 'messages_sent_total', help: 'Chat messages acknowledged to senders (stored in JetStream).', labelNames: ['service'], registers: [registry] });
+  const activeConnections = new Gauge({ name: 'active_connections_total', help: 'Open WebSocket connections.', labelNames: ['service'], registers: [registry] });
+  const messageLatency = new Histogram({ name: 'message_latency_seconds', help: 'End-to-end latency from gateway accept to broadcast by a gateway.', labelNames: ['service'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const avgMessageLatencyMs = new Gauge({ name: 'avg_message_latency_ms', help: 'Moving average (EWMA) of end-to-end message latency in milliseconds.', labelNames: ['service'], registers: [registry] });
+  const jetstreamPublish = new Histogram({ name: 'jetstream_publish_seconds', help: 'Time from publish to PubAck.', labelNames: ['service', 'result'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const framesRejected = new Counter({ name: 'frames_rejected_total', help: 'Client frames answered with an error frame, by code.', labelNames: ['service', 'code'], registers: [registry] });
+  const persisted = new Counter({ name: 'messages_persisted_total', help: 'Events handled by the chat service: stored, redelivered, or duplicate.', labelNames: ['service', 'result'], registers: [registry] });
+  let ewma = 0;
+  return {
+    registry, messagesSent, activeConnections, messageLatency, avgMessageLatencyMs, jetstreamPublish, framesRejected, persisted,
+    observeLatency(seconds) {
+      messageLatency.observe(seconds);
+      const ms = seconds * 1000;
+      ewma = ewma === 0 ? ms : ewma * 0.95 + ms * 0.05;
+      avgMessageLatencyMs.set(ewma);
+    },
+  };
+}

@@ -1,0 +1,123 @@
+// Protocol v1 frames: one parse-and-validate step for everything a client sends, then plain typed objects.
+import { ProtocolError } from './errors.js';
+
+export type RoomId = string;
+
+export const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Client message ids: UUIDs, ULIDs, nanoids. No `:` so `<userId>:<id>` splits unambiguously at the last colon. */
+export const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** User ids come from the JWT `sub`; printable, no control characters, bounded. */
+export const USER_ID = /^[^\s\u0000-\u001f\u007f]{1,128}$/;
+
+export interface JoinFrame { type: 'join'; room: RoomId; since?: number }
+export interface LeaveFrame { type: 'leave'; room: RoomId }
+export interface SendFrame { type: 'send'; room: RoomId; id: string; body: string; mentions?: string[] }
+export interface TypingFrame { type: 'typing'; room: RoomId }
+export interface HistoryFrame { type: 'history'; room: RoomId; before?: number; limit?: number }
+export interface RefreshFrame { type: 'refresh'; token: string }
+
+export type ClientFrame = JoinFrame | LeaveFrame | SendFrame | TypingFrame | HistoryFrame | RefreshFrame;
+
+/** The stored form of a chat message, as it travels chat → Redis → gateway and appears in `message` frames. */
+export interface StoredMessage {
+  room: RoomId;
+  /** The client's id (not namespaced). */
+  id: string;
+  seq: number;
+  from: string;
+  body: string;
+  /** Milliseconds since the epoch when the gateway accepted the send. */
+  ts: number;
+  mentions?: string[];
+}
+
+export interface ParseLimits {
+  maxBodyBytes: number;
+  maxMentions: number;
+}
+
+type Obj = Record<string, unknown>;
+
+/** Parses one text frame. Throws ProtocolError (BAD_FRAME, UNKNOWN_ROOM, TOO_LARGE) with `ref` set when known. */
+export function parseClientFrame(text: string, limits: ParseLimits): ClientFrame {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('BAD_FRAME', 'frame is not valid JSON');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ProtocolError('BAD_FRAME', 'frame must be a JSON object');
+  }
+  const o = raw as Obj;
+  switch (o.type) {
+    case 'send': {
+      const ref = typeof o.id === 'string' ? o.id : undefined;
+      const room = roomOf(o, ref);
+      if (typeof o.id !== 'string' || !CLIENT_MSG_ID.test(o.id)) {
+        throw new ProtocolError('BAD_FRAME', 'send.id must match [A-Za-z0-9_-]{1,64}', ref);
+      }
+      if (typeof o.body !== 'string' || o.body.length === 0) {
+        throw new ProtocolError('BAD_FRAME', 'send.body must be a non-empty string', ref);
+      }
+      // Cheap bound first: a UTF-16 length over the limit may still fit only if... it cannot (>= 1 byte/unit).
+      if (o.body.length > limits.maxBodyBytes || Buffer.byteLength(o.body, 'utf8') > limits.maxBodyBytes) {
+        throw new ProtocolError('TOO_LARGE', `send.body exceeds ${limits.maxBodyBytes} bytes`, ref);
+      }
+      const frame: SendFrame = { type: 'send', room, id: o.id, body: o.body };
+      if (o.mentions !== undefined) frame.mentions = mentionsOf(o.mentions, limits.maxMentions, ref);
+      return frame;
+    }
+    case 'join': {
+      const room = roomOf(o);
+      const frame: JoinFrame = { type: 'join', room };
+      if (o.since !== undefined) frame.since = seqOf(o.since, 'join.since');
+      return frame;
+    }
+    case 'leave':
+      return { type: 'leave', room: roomOf(o) };
+    case 'typing':
+      return { type: 'typing', room: roomOf(o) };
+    case 'history': {
+      const frame: HistoryFrame = { type: 'history', room: roomOf(o) };
+      if (o.before !== undefined) frame.before = seqOf(o.before, 'history.before');
+      if (o.limit !== undefined) {
+        if (!Number.isSafeInteger(o.limit) || (o.limit as number) < 1) {
+          throw new ProtocolError('BAD_FRAME', 'history.limit must be a positive integer');
+        }
+        frame.limit = o.limit as number;
+      }
+      return frame;
+    }
+    case 'refresh':
+      if (typeof o.token !== 'string' || o.token.length === 0 || o.token.length > 8192) {
+        throw new ProtocolError('BAD_FRAME', 'refresh.token must be a non-empty string');
+      }
+      return { type: 'refresh', token: o.token };
+    default:
+      throw new ProtocolError(
+        'BAD_FRAME',
+        typeof o.type === 'string' ? `unknown frame type ${JSON.stringify(o.type.slice(0, 32))}` : 'frame.type is missing',
+      );
+  }
+}
+
+function roomOf(o: Obj, ref?: string): RoomId {
+  if (typeof o.room !== 'string') throw new ProtocolError('BAD_FRAME', 'room must be a string', ref);
+  if (!ROOM_ID.test(o.room)) throw new ProtocolError('UNKNOWN_ROOM', 'room id must match [A-Za-z0-9_-]{1,64}', ref);
+  return o.room;
+}
+
+function seqOf(v: unknown, field: string): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) {
+    throw new ProtocolError('BAD_FRAME', `${field} must be a non-negative integer sequence`);
+  }
+  return v as number;
+}
+
+function mentionsOf(v: unknown, max: number, ref?: string): string[] {
+  if (!Array.isArray(v) || v.length > max || !v.every((m) => typeof m === 'string' && USER_ID.test(m))) {
+    throw new ProtocolError('BAD_FRAME', `send.mentions must be an array of at most ${max} user ids`, ref);
+  }
+  return v as string[];
+}

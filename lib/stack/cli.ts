@@ -1,0 +1,302 @@
+// `parley stack <up|down|status|env|install>`: a native local stack that outlives the command, and its state files.
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from '../observability/logger.js';
+import { StackError } from './errors.js';
+import { ensureFerretdb, ensureK6, ensureNatsServer, ensureRedis } from './install.js';
+import { answers, type ProbeKind } from './probe.js';
+import type { ManagedService, ServiceName } from './process.js';
+import { launchFerretdb, launchNats, launchRedis, type StackEnv } from './services.js';
+import { stackSettings, type StackSettings } from './settings.js';
+import { pidAlive, sleep } from './util.js';
+
+const SERVICES: readonly ServiceName[] = ['nats', 'redis', 'ferretdb'];
+const ENV_KEY: Record<ServiceName, keyof StackEnv> = { nats: 'NATS_URL', redis: 'REDIS_URL', ferretdb: 'MONGO_URL' };
+const PROBE: Record<ServiceName, ProbeKind> = { nats: 'nats', redis: 'redis', ferretdb: 'mongo' };
+const ENV_FILE = 'stack.env';
+const PIDS_FILE = 'stack.pids';
+
+interface ServiceRecord {
+  pid: number;
+  port: number;
+  url: string;
+  /** Absolute path of the binary, as argv[0] of the process: checked before any signal is sent. */
+  binary: string;
+  dataDir: string;
+  logFile: string;
+}
+
+interface PidsFile {
+  version: 1;
+  startedAt: string;
+  services: Partial<Record<ServiceName, ServiceRecord>>;
+}
+
+const USAGE = `usage: parley stack <command>
+
+  install [--k6]  build or find the server binaries (cached in $PARLEY_CACHE_DIR or ~/.cache/parley)
+  up              start NATS (JetStream), Redis and FerretDB on free ports of 127.0.0.1, in the background
+  down            stop the servers that \`up\` started
+  status          show whether each server runs and answers
+  env             print NATS_URL, REDIS_URL and MONGO_URL of the running stack (.parley/stack.env)`;
+
+/** Runs `parley stack …`; returns the process exit code. Human output goes to stdout, errors to stderr. */
+export async function stackCommand(argv: string[], log: Logger): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const settings = stackSettings();
+  try {
+    switch (cmd) {
+      case 'install': return await install(settings, log, rest.includes('--k6'));
+      case 'up': return await up(settings, log);
+      case 'down': return await down(settings, log);
+      case 'status': return await status(settings);
+      case 'env': return await printEnv(settings);
+      case undefined: case 'help': case '--help': case '-h':
+        console.log(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new StackError('BAD_USAGE', `unknown stack command "${cmd}"\n${USAGE}`);
+    }
+  } catch (err) {
+    if (!(err instanceof StackError)) throw err;
+    console.error(`parley stack ${cmd ?? ''}: ${err.message}`);
+    log.debug({ err, code: err.code }, 'stack command failed');
+    return err.code === 'BAD_USAGE' ? 2 : 1;
+  }
+}
+
+/**
+ * The URLs of the stack `parley stack up` started from this directory, or undefined unless all
+ * three servers answer (then `npm start` can reuse it instead of needing NATS_URL & co.).
+ */
+export async function readStackEnv(dir = '.parley'): Promise<Record<string, string> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, ENV_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const env = parseEnvFile(text);
+  const checks = SERVICES.map((name) => {
+    const url = env[ENV_KEY[name]];
+    return url === undefined ? Promise.resolve(false) : answers(PROBE[name], url, 1000);
+  });
+  return (await Promise.all(checks)).every(Boolean) ? env : undefined;
+}
+
+async function install(settings: StackSettings, log: Logger, k6: boolean): Promise<number> {
+  const started = Date.now();
+  const jobs: Array<[string, Promise<string>]> = [
+    ['nats-server', ensureNatsServer(log, settings)],
+    ['redis-server', ensureRedis(log, settings)],
+    ['ferretdb', ensureFerretdb(log, settings)],
+  ];
+  if (k6) jobs.push(['k6', ensureK6(log, settings)]);
+  const results = await Promise.allSettled(jobs.map(([, p]) => p));
+  let failed: unknown;
+  results.forEach((r, i) => {
+    const name = jobs[i]?.[0];
+    if (r.status === 'fulfilled') console.log(`${name?.padEnd(12)} ${r.value}`);
+    else failed ??= r.reason;
+  });
+  if (failed) throw failed;
+  console.log(`binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
+}
+
+async function up(settings: StackSettings, log: Logger): Promise<number> {
+  await mkdir(join(settings.stateDir, 'logs'), { recursive: true });
+  const previous = await readPids(settings.stateDir);
+  const next: PidsFile = { version: 1, startedAt: previous?.startedAt ?? new Date().toISOString(), services: {} };
+  const toStart: ServiceName[] = [];
+  for (const name of SERVICES) {
+    const rec = previous?.services[name];
+    if (rec && (await isOurs(rec)) && (await answers(PROBE[name], rec.url, 1500))) {
+      next.services[name] = rec;
+      continue;
+    }
+    // Running but not answering (hung), or gone: stop what is still ours and start it afresh.
+    if (rec && (await isOurs(rec))) await stopPid(rec, log);
+    toStart.push(name);
+  }
+  if (toStart.length > 0) {
+    next.startedAt = toStart.length === SERVICES.length ? new Date().toISOString() : next.startedAt;
+    const launched = await Promise.allSettled(
+      toStart.map((name) => launchDetached(name, settings, log, previous?.services[name]?.port)),
+    );
+    launched.forEach((r, i) => {
+      const name = toStart[i] as ServiceName;
+      if (r.status === 'fulfilled') next.services[name] = r.value;
+    });
+    // Record what runs even when something failed, so `down` can stop it.
+    await writeState(settings.stateDir, next);
+    const failed = launched.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+  console.log(toStart.length === 0 ? 'stack already up' : `stack up (started: ${toStart.join(', ')})`);
+  console.log(envText(next).trimEnd());
+  console.log(`data: ${settings.dataDir}\nenv file: ${join(settings.stateDir, ENV_FILE)}`);
+  return 0;
+}
+
+async function launchDetached(name: ServiceName, settings: StackSettings, log: Logger, port?: number): Promise<ServiceRecord> {
+  const logFile = join(settings.stateDir, 'logs', `${name}.log`);
+  const dataDir = join(settings.dataDir, name);
+  const binary = name === 'nats' ? await ensureNatsServer(log, settings)
+    : name === 'redis' ? await ensureRedis(log, settings) : await ensureFerretdb(log, settings);
+  const start = (p: number | undefined): Promise<ManagedService> => {
+    const common = { log, detached: true, logFile, port: p, binary };
+    if (name === 'nats') return launchNats({ ...common, storeDir: dataDir });
+    if (name === 'redis') return launchRedis({ ...common, dir: dataDir });
+    return launchFerretdb({ ...common, dataDir, postgresqlUrl: settings.ferretdbPostgresqlUrl });
+  };
+  let service: ManagedService;
+  try {
+    // The same port as last time keeps URLs already exported in shells valid.
+    service = await start(port);
+  } catch (err) {
+    if (port === undefined) throw err;
+    log.info({ service: name, port, err }, 'previous port unavailable; picking a new one');
+    service = await start(undefined);
+  }
+  return { pid: service.pid as number, port: service.port, url: service.url, binary, dataDir, logFile };
+}
+
+async function down(settings: StackSettings, log: Logger): Promise<number> {
+  const pids = await readPids(settings.stateDir);
+  if (!pids) {
+    console.log('stack is not up (no .parley/stack.pids)');
+    return 0;
+  }
+  for (const name of SERVICES) {
+    const rec = pids.services[name];
+    if (!rec) continue;
+    if (!pidAlive(rec.pid)) {
+      console.log(`${name.padEnd(9)} already stopped`);
+    } else if (await isOurs(rec)) {
+      await stopPid(rec, log);
+      console.log(`${name.padEnd(9)} stopped (pid ${rec.pid})`);
+    } else {
+      console.log(`${name.padEnd(9)} pid ${rec.pid} now runs another program; left alone`);
+    }
+  }
+  await rm(join(settings.stateDir, ENV_FILE), { force: true });
+  await rm(join(settings.stateDir, PIDS_FILE), { force: true });
+  console.log(`data kept in ${settings.dataDir}`);
+  return 0;
+}
+
+async function status(settings: StackSettings): Promise<number> {
+  const pids = await readPids(settings.stateDir);
+  if (!pids) {
+    console.log('stack is not up (run `parley stack up`)');
+    return 1;
+  }
+  let healthy = true;
+  for (const name of SERVICES) {
+    const rec = pids.services[name];
+    if (!rec) {
+      healthy = false;
+      console.log(`${name.padEnd(9)} missing`);
+      continue;
+    }
+    const alive = pidAlive(rec.pid) && (await isOurs(rec));
+    const ok = alive && (await answers(PROBE[name], rec.url, 1500));
+    healthy &&= ok;
+    const state = ok ? 'healthy' : alive ? 'not answering' : 'not running';
+    console.log(`${name.padEnd(9)} ${state.padEnd(14)} pid ${String(rec.pid).padEnd(8)} ${rec.url}`);
+  }
+  return healthy ? 0 : 1;
+}
+
+async function printEnv(settings: StackSettings): Promise<number> {
+  try {
+    process.stdout.write(await readFile(join(settings.stateDir, ENV_FILE), 'utf8'));
+    return 0;
+  } catch {
+    console.error('stack is not up (run `parley stack up`)');
+    return 1;
+  }
+}
+
+async function readPids(stateDir: string): Promise<PidsFile | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(join(stateDir, PIDS_FILE), 'utf8')) as PidsFile;
+    return parsed.version === 1 ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeState(stateDir: string, pids: PidsFile): Promise<void> {
+  await writeAtomic(join(stateDir, PIDS_FILE), `${JSON.stringify(pids, null, 2)}\n`);
+  await writeAtomic(join(stateDir, ENV_FILE), envText(pids));
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}
+
+function envText(pids: PidsFile): string {
+  return SERVICES.flatMap((name) => {
+    const rec = pids.services[name];
+    return rec ? [`${ENV_KEY[name]}=${rec.url}\n`] : [];
+  }).join('');
+}
+
+function parseEnvFile(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2].trim();
+  }
+  return env;
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Whether `rec.pid` still runs the binary we started (pids are reused; never signal a stranger). */
+async function isOurs(rec: ServiceRecord): Promise<boolean> {
+  if (!pidAlive(rec.pid)) return false;
+  try {
+    const argv0 = (await readFile(`/proc/${rec.pid}/cmdline`, 'utf8')).split('\0')[0];
+    return argv0 === rec.binary;
+  } catch {
+    // No /proc (macOS): ask ps.
+    try {
+      const { stdout } = await execFileAsync('ps', ['-o', 'command=', '-p', String(rec.pid)]);
+      return stdout.trim().startsWith(rec.binary);
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** SIGTERM, then SIGKILL after 10 s, and wait until the pid is gone. */
+async function stopPid(rec: ServiceRecord, log: Logger): Promise<void> {
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(rec.pid, sig);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  };
+  signal('SIGTERM');
+  if (await gone(rec.pid, 10_000)) return;
+  log.warn({ pid: rec.pid, binary: rec.binary }, 'server ignored SIGTERM; killing it');
+  signal('SIGKILL');
+  if (!(await gone(rec.pid, 5000))) throw new StackError('STOP_TIMEOUT', `pid ${rec.pid} did not exit after SIGKILL`);
+}
+
+async function gone(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!pidAlive(pid)) return true;
+    await sleep(50);
+  }
+  return !pidAlive(pid);
+}

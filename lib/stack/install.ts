@@ -1,0 +1,137 @@
+// Finds or builds the server binaries the native stack runs, cached under <cache>/bin/<name>-<version>/.
+import { chmod, cp, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../observability/logger.js';
+import { StackError } from './errors.js';
+import { withLock } from './lock.js';
+import { FERRETDB_VERSION, K6_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings } from './settings.js';
+import { findExecutable, isExecutable, run } from './util.js';
+
+const GO_FALLBACK_DIRS = ['/usr/local/go/bin'];
+const REDIS_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin', '/opt/homebrew/bin'];
+
+export async function ensureNatsServer(log: Logger, settings = stackSettings()): Promise<string> {
+  return ensureBuilt(settings, log, 'nats-server', NATS_SERVER_VERSION, async (go, outDir) => {
+    await run(go, ['install', `github.com/nats-io/nats-server/v2@${NATS_SERVER_VERSION}`], { env: goEnv({ GOBIN: outDir }) });
+  });
+}
+
+export async function ensureK6(log: Logger, settings = stackSettings()): Promise<string> {
+  return ensureBuilt(settings, log, 'k6', K6_VERSION, async (go, outDir) => {
+    await run(go, ['install', `go.k6.io/k6@${K6_VERSION}`], { env: goEnv({ GOBIN: outDir }) });
+  });
+}
+
+/**
+ * FerretDB cannot be `go install`ed: its embedded build/version/version.txt is empty in the module
+ * and the binary panics at start. Build from a writable copy of the module with the file filled in.
+ */
+export async function ensureFerretdb(log: Logger, settings = stackSettings()): Promise<string> {
+  return ensureBuilt(settings, log, 'ferretdb', FERRETDB_VERSION, async (go, outDir) => {
+    const mod = `github.com/FerretDB/FerretDB@${FERRETDB_VERSION}`;
+    const env = goEnv({});
+    const { stdout } = await run(go, ['mod', 'download', '-json', mod], { cwd: settings.cacheDir, env });
+    const moduleDir = (JSON.parse(stdout) as { Dir?: string }).Dir;
+    if (!moduleDir) throw new Error(`go mod download ${mod} reported no directory:\n${stdout}`);
+    const src = join(settings.cacheDir, 'src', `ferretdb-${FERRETDB_VERSION}`);
+    await rm(src, { recursive: true, force: true });
+    await mkdir(join(settings.cacheDir, 'src'), { recursive: true });
+    await cp(moduleDir, src, { recursive: true });
+    await makeWritable(src); // the module cache is read-only
+    await writeFile(join(src, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
+    await run(go, ['build', '-buildvcs=false', '-trimpath', '-o', join(outDir, 'ferretdb'), './cmd/ferretdb'], { cwd: src, env });
+  });
+}
+
+/** Debian's redis-server; installed with apt-get when missing and we are root. */
+export async function ensureRedis(log: Logger, settings = stackSettings()): Promise<string> {
+  const found = await findExecutable('redis-server', REDIS_DIRS);
+  if (found) return found;
+  const apt = await findExecutable('apt-get', ['/usr/bin']);
+  if (!apt || process.getuid?.() !== 0) {
+    throw new StackError('REDIS_MISSING',
+      'redis-server was not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y redis-server`, '
+      + 'macOS: `brew install redis`), or point Parley at a Redis you run with REDIS_URL, or run `docker compose up`.');
+  }
+  return withLock(join(settings.cacheDir, 'locks', 'redis-apt'), log, async () => {
+    const again = await findExecutable('redis-server', REDIS_DIRS);
+    if (again) return again;
+    log.info('installing redis-server with apt-get (one-time)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const install = ['install', '-y', '--no-install-recommends', 'redis-server'];
+    try {
+      await run(apt, install, { env });
+    } catch {
+      try {
+        // A fresh machine often has no package lists yet.
+        await run(apt, ['update'], { env });
+        await run(apt, install, { env });
+      } catch (err) {
+        throw new StackError('REDIS_MISSING', `apt-get could not install redis-server: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    const installed = await findExecutable('redis-server', REDIS_DIRS);
+    if (!installed) throw new StackError('REDIS_MISSING', 'apt-get installed redis-server but the binary was not found');
+    return installed;
+  });
+}
+
+export async function findGo(settings: StackSettings): Promise<string | undefined> {
+  if (settings.goBinary) return (await isExecutable(settings.goBinary)) ? settings.goBinary : undefined;
+  return findExecutable('go', GO_FALLBACK_DIRS);
+}
+
+/** Path of a cached binary, built once under a lock into a temporary dir and renamed into place. */
+async function ensureBuilt(
+  settings: StackSettings,
+  log: Logger,
+  name: string,
+  version: string,
+  build: (go: string, outDir: string) => Promise<void>,
+): Promise<string> {
+  const dir = join(settings.cacheDir, 'bin', `${name}-${version}`);
+  const bin = join(dir, name);
+  if (await isExecutable(bin)) return bin;
+  await mkdir(join(settings.cacheDir, 'locks'), { recursive: true });
+  return withLock(join(settings.cacheDir, 'locks', `${name}-${version}`), log, async () => {
+    if (await isExecutable(bin)) return bin; // built by whoever held the lock before us
+    const go = await findGo(settings);
+    if (!go) {
+      throw new StackError('GO_MISSING',
+        `${name} ${version} is not in the cache (${dir}) and building it needs the Go toolchain, `
+        + 'which was found neither on PATH nor at /usr/local/go/bin/go (set PARLEY_GO to use another). '
+        + 'Install Go from https://go.dev/dl/, or point Parley at servers you already run with '
+        + 'NATS_URL, REDIS_URL and MONGO_URL, or run `docker compose up`.');
+    }
+    const tmp = `${dir}.tmp-${process.pid}`;
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    const started = Date.now();
+    log.info({ binary: name, version, dir }, 'building binary (one-time, cached)');
+    try {
+      await build(go, tmp);
+      if (!(await isExecutable(join(tmp, name)))) throw new Error(`the build produced no ${name} binary`);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw new StackError('BUILD_FAILED', `building ${name} ${version} failed: ${(err as Error).message}`, { cause: err });
+    }
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+    log.info({ binary: name, version, ms: Date.now() - started }, 'binary built');
+    return bin;
+  });
+}
+
+function goEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  // Pure-Go builds: a fresh machine may have no C compiler, and none of these servers needs cgo.
+  return { ...process.env, CGO_ENABLED: '0', ...extra };
+}
+
+async function makeWritable(root: string): Promise<void> {
+  await chmod(root, 0o755);
+  for (const entry of await readdir(root, { recursive: true })) {
+    const path = join(root, entry);
+    const st = await stat(path);
+    await chmod(path, st.mode | 0o200);
+  }
+}

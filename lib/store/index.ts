@@ -1,0 +1,2 @@
+export { openMessageStore, toStored } from './messages.js';
+export type { MessageDoc, MessageStore } from './messages.js';
