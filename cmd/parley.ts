@@ -18,7 +18,8 @@ const USAGE = `usage: parley <command>
   chat                chat service (JetStream consumer -> MongoDB -> Redis)
   stack <up|down|status|env|install>   the native local stack (nats-server, redis-server, FerretDB)
   token <user> [--ttl 3600]            print a development JWT (HS256, JWT_SECRET or the dev secret)
-  client --user <u> --room <r> [--url ws://127.0.0.1:8080/ws] [--token <jwt>]   interactive CLI client`;
+  client --user <u> --room <r> [--url ws://127.0.0.1:8080/ws] [--token <jwt>]   interactive CLI client
+  bench <scenario|all> [--check]       load scenarios with latency budgets (see bench/README.md)`;
 
 const SERVICE_URLS = ['NATS_URL', 'REDIS_URL', 'MONGO_URL'] as const;
 
@@ -36,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'client':
       return runClient(rest, await envWithStack(), bootLog);
+    case 'bench':
+      return (await import('../bench/index.js')).benchCommand(rest, bootLog);
     case undefined:
     case 'help':
     case '--help':

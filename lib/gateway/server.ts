@@ -180,7 +180,9 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
   app.ws<Conn>('/ws', {
     compression: uws.DISABLED,
-    maxPayloadLength: limits.maxFrameBytes,
+    // uWS cuts a frame over maxPayloadLength without a close frame (1006). Twice the documented limit lets frames
+    // just over it get a proper 1009 from us; only grossly oversize ones are cut by uWS.
+    maxPayloadLength: limits.maxFrameBytes * 2,
     idleTimeout: limits.idleTimeoutSec,
     maxBackpressure: limits.maxBackpressureBytes,
     // A reader that falls this far behind is disconnected, not silently skipped: it reconnects and recovers.
@@ -228,6 +230,10 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
     message: (ws, data, isBinary) => {
       const c = ws.getUserData();
+      if (data.byteLength > limits.maxFrameBytes) {
+        metrics.framesRejected.inc({ code: 'TOO_LARGE' });
+        return ws.end(CLOSE_CODES.MESSAGE_TOO_BIG.code, 'frame too large');
+      }
       if (isBinary) return reject(ws, 'BAD_FRAME', 'binary frames are not supported by protocol v1');
       let frame: ClientFrame;
       try {

@@ -69,21 +69,22 @@ export function parseClientFrame(text: string, limits: ParseLimits): ClientFrame
       return frame;
     }
     case 'join': {
-      const room = roomOf(o);
+      const room = roomOf(o, refOf(o.room));
       const frame: JoinFrame = { type: 'join', room };
-      if (o.since !== undefined) frame.since = seqOf(o.since, 'join.since');
+      if (o.since !== undefined) frame.since = seqOf(o.since, 'join.since', room);
       return frame;
     }
     case 'leave':
-      return { type: 'leave', room: roomOf(o) };
+      return { type: 'leave', room: roomOf(o, refOf(o.room)) };
     case 'typing':
-      return { type: 'typing', room: roomOf(o) };
+      return { type: 'typing', room: roomOf(o, refOf(o.room)) };
     case 'history': {
-      const frame: HistoryFrame = { type: 'history', room: roomOf(o) };
-      if (o.before !== undefined) frame.before = seqOf(o.before, 'history.before');
+      const room = roomOf(o, refOf(o.room));
+      const frame: HistoryFrame = { type: 'history', room };
+      if (o.before !== undefined) frame.before = seqOf(o.before, 'history.before', room);
       if (o.limit !== undefined) {
         if (!Number.isSafeInteger(o.limit) || (o.limit as number) < 1) {
-          throw new ProtocolError('BAD_FRAME', 'history.limit must be a positive integer');
+          throw new ProtocolError('BAD_FRAME', 'history.limit must be a positive integer', room);
         }
         frame.limit = o.limit as number;
       }
@@ -108,9 +109,14 @@ function roomOf(o: Obj, ref?: string): RoomId {
   return o.room;
 }
 
-function seqOf(v: unknown, field: string): number {
+/** Room-scoped errors echo the room as `ref` (bounded) so a client can tell which request failed. */
+function refOf(v: unknown): string | undefined {
+  return typeof v === 'string' ? v.slice(0, 128) : undefined;
+}
+
+function seqOf(v: unknown, field: string, ref: string): number {
   if (!Number.isSafeInteger(v) || (v as number) < 0) {
-    throw new ProtocolError('BAD_FRAME', `${field} must be a non-negative integer sequence`);
+    throw new ProtocolError('BAD_FRAME', `${field} must be a non-negative integer sequence`, ref);
   }
   return v as number;
 }

@@ -1,6 +1,6 @@
 // `parley stack <up|down|status|env|install>`: a native local stack that outlives the command, and its state files.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../observability/logger.js';
@@ -263,13 +263,14 @@ const execFileAsync = promisify(execFile);
 async function isOurs(rec: ServiceRecord): Promise<boolean> {
   if (!pidAlive(rec.pid)) return false;
   try {
-    const argv0 = (await readFile(`/proc/${rec.pid}/cmdline`, 'utf8')).split('\0')[0];
-    return argv0 === rec.binary;
+    // The executable, not argv: redis-server rewrites its argv into a process title.
+    const exe = (await readlink(`/proc/${rec.pid}/exe`)).replace(/ \(deleted\)$/, '');
+    return exe === (await realpath(rec.binary).catch(() => rec.binary));
   } catch {
-    // No /proc (macOS): ask ps.
+    // No /proc (macOS): ask ps; the title still starts with the path we ran.
     try {
       const { stdout } = await execFileAsync('ps', ['-o', 'command=', '-p', String(rec.pid)]);
-      return stdout.trim().startsWith(rec.binary);
+      return stdout.trim().split(' ')[0] === rec.binary;
     } catch {
       return false;
     }

@@ -98,8 +98,9 @@ async function ensureBuilt(
     const go = await findGo(settings);
     if (!go) {
       throw new StackError('GO_MISSING',
-        `${name} ${version} is not in the cache (${dir}) and building it needs the Go toolchain, `
-        + 'which was found neither on PATH nor at /usr/local/go/bin/go (set PARLEY_GO to use another). '
+        `${name} ${version} is not in the cache (${dir}) and building it needs the Go toolchain, which `
+        + (settings.goBinary ? `is not at PARLEY_GO=${settings.goBinary}. `
+          : 'was found neither on PATH nor at /usr/local/go/bin/go (set PARLEY_GO to use another). ')
         + 'Install Go from https://go.dev/dl/, or point Parley at servers you already run with '
         + 'NATS_URL, REDIS_URL and MONGO_URL, or run `docker compose up`.');
     }

@@ -46,7 +46,7 @@ export interface ServiceSpec {
 }
 
 const TERMINATING = new Set<NodeJS.Signals>(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGQUIT']);
-const PORT_TAKEN = /address already in use|EADDRINUSE|bind: /i;
+const PORT_TAKEN = /already in use|EADDRINUSE|bind: /i;
 
 /** A free TCP port on 127.0.0.1, chosen by the kernel (never one of the standard ports the machine's own services use). */
 export function freePort(host = '127.0.0.1'): Promise<number> {
@@ -59,6 +59,15 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       const port = typeof addr === 'object' && addr ? addr.port : 0;
       srv.close(() => resolve(port));
     });
+  });
+}
+
+function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
 }
 
@@ -97,6 +106,10 @@ class NativeService implements ManagedService {
     if (this.running) return;
     await this.#closed;
     const { spec } = this;
+    // Another server on the port would answer the probe in place of ours: refuse instead of being fooled.
+    if (!(await portFree(this.port))) {
+      throw new StackError('START_FAILED', `${spec.name} cannot start: port ${this.port} on 127.0.0.1 is already in use`);
+    }
     const args = await spec.args(this.port);
     const out = spec.detached && spec.logFile ? openSync(spec.logFile, 'a') : 'pipe';
     this.#tail = new OutputTail();

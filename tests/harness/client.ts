@@ -1,0 +1,107 @@
+// A WebSocket test client that records every frame and lets tests wait for conditions on them.
+import WebSocket from 'ws';
+import { until } from './wait.js';
+
+export interface Frame {
+  type: string;
+  [k: string]: unknown;
+}
+
+export interface MessageFrame extends Frame {
+  room: string;
+  id: string;
+  seq: number;
+  from: string;
+  body: string;
+  ts: number;
+}
+
+export class TestClient {
+  readonly frames: Frame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private constructor(readonly ws: WebSocket, readonly user: string) {
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) this.frames.push(JSON.parse(String(data)) as Frame);
+    });
+    ws.on('error', () => undefined); // surfaced through `closed` and the awaited frames
+  }
+
+  /** Connects with `Authorization: Bearer` and resolves after the `welcome` frame. */
+  static async connect(url: string, tokenValue: string, user = '?'): Promise<TestClient> {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${tokenValue}` } });
+    const c = new TestClient(ws, user);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+    });
+    await c.waitFor((f) => f.type === 'welcome');
+    return c;
+  }
+
+  send(frame: Record<string, unknown>): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  sendRaw(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  async join(room: string, since?: number): Promise<Frame> {
+    this.send(since === undefined ? { type: 'join', room } : { type: 'join', room, since });
+    return this.waitFor((f) => (f.type === 'joined' || f.type === 'error') && (f.room === room || f.ref === room));
+  }
+
+  /** Sends a message and resolves with its `ack` or `error` frame. */
+  async sendMessage(room: string, id: string, body: string): Promise<Frame> {
+    const before = this.frames.length;
+    this.send({ type: 'send', room, id, body });
+    return this.waitFor((f) => (f.type === 'ack' && f.id === id) || (f.type === 'error' && f.ref === id), { from: before });
+  }
+
+  /** First frame (at index >= from) matching pred, waiting for it if needed. */
+  async waitFor(pred: (f: Frame) => boolean, opts: { timeout?: number; from?: number } = {}): Promise<Frame> {
+    let found: Frame | undefined;
+    await until(() => {
+      found = this.frames.slice(opts.from ?? 0).find(pred);
+      return found !== undefined;
+    }, { timeout: opts.timeout ?? 10_000, message: `a frame for ${this.user}: ${pred.toString().slice(0, 100)}` });
+    return found!;
+  }
+
+  messages(room?: string): MessageFrame[] {
+    return this.frames.filter((f): f is MessageFrame => f.type === 'message' && (room === undefined || f.room === room));
+  }
+
+  errors(): Frame[] {
+    return this.frames.filter((f) => f.type === 'error');
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    this.ws.close(1000);
+    const t = setTimeout(() => this.ws.terminate(), 2_000);
+    await this.closed;
+    clearTimeout(t);
+  }
+}
+
+/** Tries an upgrade and returns the HTTP status it was refused with (or 101 if it was accepted). */
+export async function upgradeStatus(url: string, headers: Record<string, string> = {}, protocols?: string[]): Promise<number> {
+  const ws = new WebSocket(url, protocols, { headers });
+  return new Promise<number>((resolve, reject) => {
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      res.resume();
+      ws.terminate();
+    });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('error', (err) => {
+      if (ws.readyState !== WebSocket.CLOSED) reject(err);
+    });
+  });
+}
