@@ -32,7 +32,8 @@ export function createAuthenticator(cfg: JwtConfig): Authenticator {
     clockTolerance: cfg.clockToleranceMs,
     ...(cfg.issuer ? { allowedIss: cfg.issuer } : {}),
     ...(cfg.audience ? { allowedAud: cfg.audience } : {}),
-    requiredClaims: ['sub'],
+    // allowedIss/allowedAud only check a claim that is present: require it when configured.
+    requiredClaims: ['sub', ...(cfg.issuer ? ['iss'] : []), ...(cfg.audience ? ['aud'] : [])],
     // Verified tokens are cached (bounded) so reconnect storms do not redo signature checks.
     cache: 10_000,
   };

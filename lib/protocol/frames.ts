@@ -7,7 +7,7 @@ export const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Client message ids: UUIDs, ULIDs, nanoids. No `:` so `<userId>:<id>` splits unambiguously at the last colon. */
 export const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** User ids come from the JWT `sub`; printable, no control characters, bounded. */
-export const USER_ID = /^[^\s\u0000-\u001f\u007f]{1,128}$/;
+export const USER_ID = /^[^\s\p{Cc}]{1,128}$/u;
 
 export interface JoinFrame { type: 'join'; room: RoomId; since?: number }
 export interface LeaveFrame { type: 'leave'; room: RoomId }
