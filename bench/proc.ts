@@ -42,13 +42,20 @@ export function fdLimit(pid: number): number | undefined {
   }
 }
 
+const live = new Set<Proc>();
+
+/** Kills every child the bench started that is still running (used on SIGINT/SIGTERM of the bench itself). */
+export function killAllChildren(): void {
+  for (const p of live) p.child.kill('SIGKILL');
+}
+
 export interface Proc {
   name: string;
   pid: number;
   child: ChildProcess;
   exited: Promise<number | null>;
-  /** Resolves once a stdout/stderr line contains `text`. */
-  waitForLine(text: string, timeoutMs: number): Promise<void>;
+  /** Resolves once the output contains `text`; rejects at once if it contains `failText` first. */
+  waitForLine(text: string, timeoutMs: number, failText?: string): Promise<void>;
   stop(timeoutMs?: number): Promise<void>;
 }
 
@@ -75,7 +82,7 @@ export function spawnNode(o: SpawnOptions): Proc {
   });
   if (child.pid === undefined) throw new Error(`could not spawn ${o.name}`);
   const out = createWriteStream(o.logFile);
-  const waiters: Array<{ text: string; resolve: () => void }> = [];
+  const waiters: Array<{ text: string; failText: string | undefined; resolve: () => void; reject: (e: Error) => void }> = [];
   let buffered = '';
   const onData = (chunk: Buffer): void => {
     out.write(chunk);
@@ -86,6 +93,9 @@ export function spawnNode(o: SpawnOptions): Proc {
       if (buffered.includes(w.text)) {
         waiters.splice(i, 1);
         w.resolve();
+      } else if (w.failText && buffered.includes(w.failText)) {
+        waiters.splice(i, 1);
+        w.reject(new Error(`${o.name} failed to start: ${buffered.slice(buffered.indexOf(w.failText), buffered.indexOf(w.failText) + 300)}`));
       }
     }
   };
@@ -96,16 +106,16 @@ export function spawnNode(o: SpawnOptions): Proc {
     resolve(code);
   }));
   const pid = child.pid;
-  return {
+  const proc: Proc = {
     name: o.name,
     pid,
     child,
     exited,
-    waitForLine(text, timeoutMs) {
+    waitForLine(text, timeoutMs, failText) {
       if (buffered.includes(text)) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`${o.name}: no "${text}" within ${timeoutMs} ms (see ${o.logFile})`)), timeoutMs);
-        waiters.push({ text, resolve: () => { clearTimeout(t); resolve(); } });
+        waiters.push({ text, failText, resolve: () => { clearTimeout(t); resolve(); }, reject: (e) => { clearTimeout(t); reject(e); } });
         void exited.then((code) => { clearTimeout(t); reject(new Error(`${o.name} exited with ${code} (see ${o.logFile})`)); });
       });
     },
@@ -117,6 +127,9 @@ export function spawnNode(o: SpawnOptions): Proc {
       clearTimeout(t);
     },
   };
+  live.add(proc);
+  void exited.then(() => live.delete(proc));
+  return proc;
 }
 
 function shellQuote(s: string): string {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one executable: `parley all | gateway | chat | stack | token | client`. Builds config once, starts services,
+// The one executable: `parley all | gateway | chat | presence | stack | token | client`. Builds config once, starts services,
 // and closes them in reverse order on SIGTERM/SIGINT within PARLEY_SHUTDOWN_TIMEOUT_MS.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../lib/config/index.js';
@@ -9,13 +9,14 @@ import { createLogger, createMetrics } from '../lib/observability/index.js';
 import type { Logger } from '../lib/observability/index.js';
 import { readStackEnv, stackCommand, startStack, stackSettings } from '../lib/stack/index.js';
 import { runClient } from './client.js';
-import { connectShared, runChat, runGateway } from './services.js';
+import { connectShared, runChat, runGateway, runPresence } from './services.js';
 import type { Closeable } from './services.js';
 
 const USAGE = `usage: parley <command>
   all                 every service in one process (starts the local stack if no service URLs are set)
   gateway             WebSocket gateway
   chat                chat service (JetStream consumer -> MongoDB -> Redis)
+  presence            presence service (reaps dead gateways, announces offline after the grace period)
   stack <up|down|status|env|install>   the native local stack (nats-server, redis-server, FerretDB)
   token <user> [--ttl 3600]            print a development JWT (HS256, JWT_SECRET or the dev secret)
   client --user <u> --room <r> [--url ws://127.0.0.1:8080/ws] [--token <jwt>]   interactive CLI client
@@ -30,6 +31,7 @@ async function main(argv: string[]): Promise<number> {
     case 'all':
     case 'gateway':
     case 'chat':
+    case 'presence':
       return runServices(command, bootLog);
     case 'stack':
       return stackCommand(rest, bootLog);
@@ -58,7 +60,7 @@ async function envWithStack(): Promise<NodeJS.ProcessEnv> {
   return stack ? { ...stack, ...process.env } : process.env;
 }
 
-async function runServices(command: 'all' | 'gateway' | 'chat', bootLog: Logger): Promise<number> {
+async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', bootLog: Logger): Promise<number> {
   const closers: Closeable[] = [];
   let env = await envWithStack();
   if (command === 'all' && SERVICE_URLS.some((k) => !env[k])) {
@@ -88,13 +90,18 @@ async function runServices(command: 'all' | 'gateway' | 'chat', bootLog: Logger)
     log.info({ signal }, 'shutting down');
     void closeAll(closers, log, cfg.shutdownTimeoutMs).then(() => process.exit(0));
   };
+  // A stray rejection in a library must not take down every connection of a gateway: log it loudly instead.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    const { shared, closers: base } = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`);
-    closers.push(...base);
-    if (command === 'all' || command === 'chat') closers.push(...(await runChat(cfg, log, metrics, shared)));
-    if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
+    if (command === 'all' || command === 'presence') closers.push(...(await runPresence(cfg, log)));
+    if (command !== 'presence') {
+      const { shared, closers: base } = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`);
+      closers.push(...base);
+      if (command === 'all' || command === 'chat') closers.push(...(await runChat(cfg, log, metrics, shared)));
+      if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
+    }
   } catch (err) {
     log.fatal({ err }, 'start-up failed');
     await closeAll(closers, log, cfg.shutdownTimeoutMs);
@@ -140,7 +147,9 @@ function token(argv: string[]): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  // Exit explicitly: after a failed start-up, a half-open client (a reconnecting NATS connection) would keep the
+  // process alive; service commands that succeed never resolve and stay up until a signal.
+  (code) => process.exit(code),
   (err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exitCode = 1;

@@ -4,11 +4,13 @@ import { startChat } from '../lib/chat/index.js';
 import type { Config } from '../lib/config/index.js';
 import { createFanoutPublisher } from '../lib/fanout/index.js';
 import { startGateway } from '../lib/gateway/index.js';
-import { connectNats, createPublisher, createdSubject, ensureStream, lastSeqOn } from '../lib/log/index.js';
+import { connectNats, createPublisher, createRoomReader, ensureStream } from '../lib/log/index.js';
 import type { NatsHandle } from '../lib/log/index.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Logger, Metrics } from '../lib/observability/index.js';
 import { openMessageStore } from '../lib/store/index.js';
+import { createSendLimiter } from '../lib/limits/index.js';
+import { startGatewayPresence, startPresenceService } from '../lib/presence/index.js';
 
 export interface Closeable {
   name: string;
@@ -28,20 +30,35 @@ export async function connectShared(cfg: Config, log: Logger, name: string): Pro
 
 export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: Shared): Promise<Closeable[]> {
   const glog = log.child({ component: 'gateway' });
+  const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
+  const plog = log.child({ component: 'presence' });
+  const presence = await startGatewayPresence(cfg, plog);
   const gateway = await startGateway({
-    cfg, log: glog, metrics, nats: s.nats,
+    cfg, log: glog, metrics, nats: s.nats, store, presence,
+    limiter: createSendLimiter(presence.redis, cfg.redisPrefix, cfg.rateLimits, log.child({ component: 'limits' })),
     auth: createAuthenticator(cfg.jwt),
     publisher: createPublisher(s.nats, cfg.stream),
-    lastSeq: (room) => lastSeqOn(s.jsm, cfg.stream.name, createdSubject(cfg.stream.subjectRoot, room)),
+    reader: createRoomReader(s.nats.nc, s.jsm, cfg.stream),
   });
-  return [{ name: 'gateway', close: () => gateway.close() }];
+  // Closed in reverse: the gateway closes its connections (removing their sessions) before presence unregisters it.
+  return [
+    { name: 'store', close: () => store.close() },
+    { name: 'presence', close: () => presence.shutdown() },
+    { name: 'gateway', close: () => gateway.close() },
+  ];
+}
+
+export async function runPresence(cfg: Config, log: Logger): Promise<Closeable[]> {
+  const presence = await startPresenceService(cfg, log.child({ component: 'presence' }));
+  return [{ name: 'presence', close: () => presence.close() }];
 }
 
 export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Shared): Promise<Closeable[]> {
   const clog = log.child({ component: 'chat' });
   const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
   const fanout = await createFanoutPublisher(cfg.redisUrl, cfg.redisPrefix, log.child({ component: 'fanout' }));
-  const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout });
+  const reader = createRoomReader(s.nats.nc, s.jsm, cfg.stream);
+  const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout, reader });
   // Closed in reverse: the consumer stops (finishing its batch) before its store and fan-out go away.
   return [
     { name: 'store', close: () => store.close() },

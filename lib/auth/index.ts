@@ -106,3 +106,26 @@ export function mintToken(o: MintOptions): string {
   });
   return sign({ ...(o.extra ?? {}) });
 }
+
+/** Whether a user may join (and read the history of) a room. */
+export type RoomAccess = (room: string) => boolean;
+
+const OPEN: RoomAccess = () => true;
+
+/**
+ * Rooms are open by default. A token with a `rooms` claim (an array of room ids; an entry ending in `*` is a prefix)
+ * may only join, recover and read those. The identity provider decides membership; Parley enforces it.
+ */
+export function roomAccess(claims: Record<string, unknown>): RoomAccess {
+  const rooms = claims.rooms;
+  if (rooms === undefined) return OPEN;
+  if (!Array.isArray(rooms)) return () => false;
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const r of rooms) {
+    if (typeof r !== 'string') continue;
+    if (r.endsWith('*')) prefixes.push(r.slice(0, -1));
+    else exact.add(r);
+  }
+  return (room) => exact.has(room) || prefixes.some((p) => room.startsWith(p));
+}

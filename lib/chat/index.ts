@@ -5,10 +5,10 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { Config } from '../config/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
 import { decodeEvent, ensureDurable, namespacedId, startBatchConsumer } from '../log/index.js';
-import type { BatchConsumer, NatsHandle } from '../log/index.js';
+import type { BatchConsumer, NatsHandle, RoomReader } from '../log/index.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Logger, Metrics } from '../observability/index.js';
-import { messageFrame } from '../protocol/index.js';
+import type { Broadcast } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
 import { toStored } from '../store/index.js';
 import { createdWildcard } from '../log/index.js';
@@ -21,6 +21,7 @@ export interface ChatDeps {
   jsm: JetStreamManager;
   store: MessageStore;
   fanout: FanoutPublisher;
+  reader: RoomReader;
 }
 
 export interface ChatService {
@@ -53,7 +54,8 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       valid.push(m);
     }
     const toPublish = await d.store.insert(docs);
-    await d.fanout.publish(toPublish.map((doc) => ({ room: doc.room, payload: messageFrame(toStored(doc)) })));
+    const broadcasts = await withPrev(toPublish.sort((x, y) => x.seq - y.seq), valid, d.reader, log);
+    await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: JSON.stringify(b) })));
     for (const m of valid) m.ack();
     const dropped = docs.length - toPublish.length;
     metrics.persisted.inc({ result: 'stored' }, toPublish.length);
@@ -77,4 +79,35 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       log.info('chat closed');
     },
   };
+}
+
+/**
+ * Attaches to each message the seq of the message before it in its room, as the stream has them, so gateways can
+ * deliver in order without asking the stream themselves. Inside one batch whose seqs run without a hole, the
+ * previous message of the room in the batch is that message; otherwise (the first of a room in the batch, or a hole
+ * where another instance took messages) the stream is asked. When it cannot be asked, `prev` is left out and
+ * gateways check the stream themselves.
+ */
+async function withPrev(docs: MessageDoc[], batch: JsMsg[], reader: RoomReader, log: Logger): Promise<Broadcast[]> {
+  const seqs = batch.map((m) => m.seq).sort((a, b) => a - b);
+  const index = new Map(seqs.map((s, i) => [s, i]));
+  const lastInBatch = new Map<string, number>();
+  const out: Broadcast[] = [];
+  const lookups: Promise<void>[] = [];
+  for (const doc of docs) {
+    const b: Broadcast = toStored(doc);
+    const before = lastInBatch.get(doc.room);
+    if (before !== undefined && index.get(doc.seq)! - index.get(before)! === doc.seq - before) {
+      b.prev = before;
+    } else {
+      lookups.push(reader.prevOf(doc.room, doc.seq).then(
+        (p) => { b.prev = p; },
+        (err: unknown) => log.warn({ err, room: doc.room, seq: doc.seq }, 'prev lookup failed; gateways will check'),
+      ));
+    }
+    lastInBatch.set(doc.room, doc.seq);
+    out.push(b);
+  }
+  await Promise.all(lookups);
+  return out;
 }

@@ -44,12 +44,53 @@ export interface StreamConfig {
   maxAgeMs: number;
   maxBytes: number;
   publishTimeoutMs: number;
+  /** Message count limit of the stream (-1: none); older events are then read from MongoDB. */
+  maxMsgs: number;
+}
+
+export interface RecoveryConfig {
+  /** Largest backlog `join {since}` replays; beyond it `joined.recovered` is false and the client pages history. */
+  maxMessages: number;
+  historyDefaultLimit: number;
+  historyMaxLimit: number;
 }
 
 export interface ChatConfig {
   consumer: string;
   batchSize: number;
   ackWaitMs: number;
+}
+
+/** A sustained rate with a burst; `perSec` 0 disables the limit. */
+export interface RateConfig {
+  perSec: number;
+  burst: number;
+}
+
+export interface PresenceConfig {
+  /** A gateway that has not heartbeated for this long is dead: its sessions are expired and its users go offline. */
+  gatewayTtlMs: number;
+  /** Offline is announced only after this long without a session (debounces reconnects). */
+  graceMs: number;
+  /** How often a presence instance looks for dead gateways and due offline announcements. */
+  tickMs: number;
+  /** At most one `typing` per user and room per this interval, cluster-wide; extra ones are dropped. */
+  typingIntervalMs: number;
+  /** Concurrent connections, cluster-wide (0: unlimited); the one over the limit is closed with 4008. */
+  maxConnectionsPerUser: number;
+  maxConnectionsPerIp: number;
+}
+
+export interface RateLimitConfig {
+  sendPerUser: RateConfig;
+  sendBytesPerUser: RateConfig;
+  sendPerIp: RateConfig;
+  sendBytesPerIp: RateConfig;
+  /** Connection attempts (accepted upgrades). */
+  connectPerUser: RateConfig;
+  connectPerIp: RateConfig;
+  /** Consecutive rate-limited sends after which the connection is closed with 4008. */
+  maxViolations: number;
 }
 
 export interface Config {
@@ -68,6 +109,9 @@ export interface Config {
   limits: Limits;
   stream: StreamConfig;
   chat: ChatConfig;
+  recovery: RecoveryConfig;
+  presence: PresenceConfig;
+  rateLimits: RateLimitConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -145,17 +189,48 @@ export function loadConfig(env: Env = process.env): Config {
       replicas: r.int('PARLEY_STREAM_REPLICAS', 1, 1, 5),
       duplicateWindowMs: r.int('PARLEY_DUPLICATE_WINDOW_MS', 10 * 60_000, 1_000, 24 * 3_600_000),
       maxAgeMs: r.int('PARLEY_STREAM_MAX_AGE_MS', 7 * 24 * 3_600_000, 0, Number.MAX_SAFE_INTEGER),
-      maxBytes: r.int('PARLEY_STREAM_MAX_BYTES', 10 * 1024 ** 3, -1, Number.MAX_SAFE_INTEGER),
+      // -1 (no byte limit) by default: nats-server reserves a stream's max_bytes up front against the account's storage,
+      // so a large default would make stream creation fail on a small disk. Age bounds the stream instead.
+      maxBytes: r.int('PARLEY_STREAM_MAX_BYTES', -1, -1, Number.MAX_SAFE_INTEGER),
       publishTimeoutMs: r.int('PARLEY_PUBLISH_TIMEOUT_MS', 2_000, 50, 60_000),
+      maxMsgs: r.int('PARLEY_STREAM_MAX_MSGS', -1, -1, Number.MAX_SAFE_INTEGER),
+    },
+    recovery: {
+      maxMessages: r.int('PARLEY_RECOVERY_MAX_MESSAGES', 10_000, 0, 1_000_000),
+      historyDefaultLimit: r.int('PARLEY_HISTORY_DEFAULT_LIMIT', 50, 1, 1_000),
+      historyMaxLimit: r.int('PARLEY_HISTORY_MAX_LIMIT', 200, 1, 10_000),
     },
     chat: {
       consumer: r.str('PARLEY_CHAT_CONSUMER', 'chat-persist'),
       batchSize: r.int('PARLEY_CHAT_BATCH', 256, 1, 10_000),
       ackWaitMs: r.int('PARLEY_CHAT_ACK_WAIT_MS', 10_000, 1_000, 3_600_000),
     },
+    presence: {
+      gatewayTtlMs: r.int('PARLEY_GATEWAY_TTL_MS', 15_000, 300, 600_000),
+      graceMs: r.int('PARLEY_PRESENCE_GRACE_MS', 5_000, 0, 600_000),
+      tickMs: r.int('PARLEY_PRESENCE_TICK_MS', 500, 20, 60_000),
+      typingIntervalMs: r.int('PARLEY_TYPING_INTERVAL_MS', 2_000, 100, 60_000),
+      maxConnectionsPerUser: r.int('PARLEY_MAX_CONNECTIONS_PER_USER', 20, 0, 1_000_000),
+      maxConnectionsPerIp: r.int('PARLEY_MAX_CONNECTIONS_PER_IP', 1_000, 0, 10_000_000),
+    },
+    rateLimits: {
+      sendPerUser: r.rate('PARLEY_RATE_SEND_USER', 10, 30),
+      sendBytesPerUser: r.rate('PARLEY_RATE_SEND_BYTES_USER', 64 * 1024, 128 * 1024),
+      sendPerIp: r.rate('PARLEY_RATE_SEND_IP', 200, 400),
+      sendBytesPerIp: r.rate('PARLEY_RATE_SEND_BYTES_IP', 2 * 1024 * 1024, 4 * 1024 * 1024),
+      connectPerUser: r.rate('PARLEY_RATE_CONNECT_USER', 2, 10),
+      connectPerIp: r.rate('PARLEY_RATE_CONNECT_IP', 50, 200),
+      maxViolations: r.int('PARLEY_RATE_MAX_VIOLATIONS', 20, 1, 1_000_000),
+    },
   };
   if (cfg.stream.duplicateWindowMs > cfg.stream.maxAgeMs && cfg.stream.maxAgeMs > 0) {
     throw new ConfigError('PARLEY_DUPLICATE_WINDOW_MS', 'must not exceed PARLEY_STREAM_MAX_AGE_MS');
+  }
+  // A byte budget whose burst is below the largest body would refuse such a message forever.
+  for (const [name, rate] of [['PARLEY_RATE_SEND_BYTES_USER', cfg.rateLimits.sendBytesPerUser], ['PARLEY_RATE_SEND_BYTES_IP', cfg.rateLimits.sendBytesPerIp]] as const) {
+    if (rate.perSec > 0 && rate.burst < cfg.limits.maxBodyBytes) {
+      throw new ConfigError(`${name}_BURST`, `must be at least PARLEY_MAX_BODY_BYTES (${cfg.limits.maxBodyBytes}), got ${rate.burst}`);
+    }
   }
   return cfg;
 }
@@ -183,6 +258,20 @@ class Reader {
     const n = Number(raw);
     if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
     return n;
+  }
+
+  num(name: string, def: number, min: number, max: number): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return def;
+    if (!/^\d+(\.\d+)?$/.test(raw.trim())) throw new ConfigError(name, `expected a non-negative number, got ${JSON.stringify(raw)}`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  /** `<NAME>` per second (decimals allowed, 0 disables) and `<NAME>_BURST` (a whole number of units, at least 1). */
+  rate(name: string, perSec: number, burst: number): RateConfig {
+    return { perSec: this.num(name, perSec, 0, 1e12), burst: this.int(`${name}_BURST`, burst, 1, Number.MAX_SAFE_INTEGER) };
   }
 
   oneOf(name: string, def: string, allowed: string[]): string {

@@ -67,9 +67,17 @@ export async function createFanoutSubscriber(
   prefix: string,
   log: Logger,
   onMessage: (room: RoomId, payload: string) => void,
+  onResubscribed: () => void = () => undefined,
 ): Promise<FanoutSubscriber> {
   const redis = connectRedis(url, log, 'parley-fanout-sub');
   await redis.connect();
+  // After a reconnect ioredis resubscribes; what was published meanwhile is gone from Pub/Sub, so let the caller
+  // catch up from the stream.
+  let connectedOnce = false;
+  redis.on('ready', () => {
+    if (connectedOnce) onResubscribed();
+    connectedOnce = true;
+  });
   const channelPrefix = `${prefix}room.`;
   redis.on('message', (channel: string, payload: string) => {
     if (channel.startsWith(channelPrefix)) onMessage(channel.slice(channelPrefix.length), payload);

@@ -1,84 +1,170 @@
-// Which rooms have local members, the Redis subscriptions that follow from that, and per-room seq de-duplication.
+// Per-room delivery at a gateway: which rooms have local members, their Redis subscriptions, and the room cursor
+// (the last seq this gateway delivered). Broadcasts are delivered strictly in seq order without gaps or repeats:
+// the chat service's `prev` hint makes the common case a comparison; anything else is checked against the stream,
+// which is the source of truth, and missing messages are read from it before the one that revealed the gap.
 import type { FanoutSubscriber } from '../fanout/index.js';
-import type { RoomId } from '../protocol/index.js';
+import type { RoomReader } from '../log/index.js';
+import type { Logger } from '../observability/index.js';
+import type { Broadcast, RoomId, StoredMessage } from '../protocol/index.js';
 
-/**
- * Remembers recently delivered seqs of one room. The chat service may publish an event twice (a redelivery after a
- * crash between publish and ack); this window drops the second copy without assuming arrival in seq order.
- */
-export class SeqWindow {
-  private readonly seen = new Set<number>();
-  private readonly order: number[] = [];
-  private head = 0;
-  private floor = 0;
-
-  constructor(private readonly capacity = 4096) {}
-
-  /** True the first time a seq is offered, false for a repeat (or one too old to tell). */
-  accept(seq: number): boolean {
-    if (seq <= this.floor || this.seen.has(seq)) return false;
-    this.seen.add(seq);
-    this.order.push(seq);
-    if (this.order.length - this.head > this.capacity) {
-      const evicted = this.order[this.head++]!;
-      this.seen.delete(evicted);
-      if (evicted > this.floor) this.floor = evicted;
-      if (this.head > this.capacity) {
-        this.order.splice(0, this.head);
-        this.head = 0;
-      }
-    }
-    return true;
-  }
+export interface RoomState {
+  readonly room: RoomId;
+  members: number;
+  /** Last seq delivered to local members; -1 until known. */
+  cursor: number;
+  ready: Promise<void>;
+  queue: Broadcast[];
+  draining: boolean;
 }
 
-export class RoomRegistry {
-  private readonly members = new Map<RoomId, number>();
+/** Called for each message in order; `prev` is the seq delivered before it in the room. */
+export type Deliver = (m: StoredMessage, prev: number) => void;
+
+const GAP_READ = 1_000;
+
+export class RoomFeed {
+  private readonly rooms = new Map<RoomId, RoomState>();
   private readonly pending = new Map<RoomId, Promise<void>>();
-  private readonly windows = new Map<RoomId, SeqWindow>();
 
-  constructor(private readonly sub: FanoutSubscriber) {}
+  constructor(
+    private readonly sub: FanoutSubscriber,
+    private readonly reader: RoomReader,
+    private readonly deliver: Deliver,
+    private readonly log: Logger,
+  ) {}
 
-  /** Counts a local member in; resolves once this gateway receives the room's broadcasts. */
-  async join(room: RoomId): Promise<void> {
-    const n = (this.members.get(room) ?? 0) + 1;
-    this.members.set(room, n);
-    if (n === 1) this.windows.set(room, new SeqWindow());
+  /** Counts a local member in; resolves once the room is subscribed and its cursor is known. */
+  async join(room: RoomId): Promise<RoomState> {
+    let st = this.rooms.get(room);
+    if (st) {
+      st.members++;
+    } else {
+      st = { room, members: 1, cursor: -1, ready: Promise.resolve(), queue: [], draining: false };
+      this.rooms.set(room, st);
+      const s = st;
+      // Subscribe first, then read the cursor: whatever is broadcast in between is queued and sorted out by seq.
+      s.ready = this.chain(room, () => this.sub.subscribe(room))
+        .then(() => this.reader.lastSeq(room))
+        .then((seq) => {
+          s.cursor = seq;
+          this.drain(s);
+        });
+    }
     try {
-      await this.chain(room, n === 1 ? () => this.sub.subscribe(room) : undefined);
+      await st.ready;
     } catch (err) {
       this.leave(room);
       throw err;
     }
+    return st;
   }
 
   leave(room: RoomId): void {
-    const n = (this.members.get(room) ?? 0) - 1;
-    if (n > 0) {
-      this.members.set(room, n);
-      return;
-    }
-    this.members.delete(room);
-    this.windows.delete(room);
-    this.chain(room, () => (this.members.has(room) ? Promise.resolve() : this.sub.unsubscribe(room))).catch(() => {
-      // An unsubscribe that fails leaves an extra subscription; its messages are ignored (no local members).
+    const st = this.rooms.get(room);
+    if (!st) return;
+    if (--st.members > 0) return;
+    this.rooms.delete(room);
+    this.chain(room, () => (this.rooms.has(room) ? Promise.resolve() : this.sub.unsubscribe(room))).catch((err: unknown) => {
+      // A failed unsubscribe leaves an extra subscription whose messages are ignored (no local members).
+      this.log.debug({ err, room }, 'unsubscribe failed');
     });
   }
 
-  /** Whether a broadcast of (room, seq) should reach local clients: the room has members and it is not a repeat. */
-  accept(room: RoomId, seq: number): boolean {
-    const w = this.windows.get(room);
-    return w !== undefined && w.accept(seq);
+  get(room: RoomId): RoomState | undefined {
+    return this.rooms.get(room);
   }
 
-  rooms(): number {
-    return this.members.size;
+  size(): number {
+    return this.rooms.size;
+  }
+
+  /** A broadcast from Redis. */
+  onBroadcast(room: RoomId, b: Broadcast): void {
+    const st = this.rooms.get(room);
+    if (!st) return;
+    // Fast path: known cursor, nothing queued, and the hint says this directly follows what we delivered.
+    if (st.cursor >= 0 && !st.draining && st.queue.length === 0) {
+      if (b.seq <= st.cursor) return;
+      if (b.prev === st.cursor) {
+        const prev = st.cursor;
+        st.cursor = b.seq;
+        this.deliver(b, prev);
+        return;
+      }
+    }
+    st.queue.push(b);
+    if (st.cursor >= 0) this.drain(st);
+  }
+
+  /**
+   * Catches every room up with the stream: after the Redis subscription was lost (broadcasts published meanwhile
+   * never arrive) this delivers what was missed without waiting for a later message to reveal the gap.
+   */
+  resyncAll(): void {
+    for (const st of this.rooms.values()) {
+      if (st.cursor < 0) continue;
+      st.queue.push({ room: st.room, id: '', seq: Number.MAX_SAFE_INTEGER, from: '', body: '', ts: 0, prev: -2 });
+      this.drain(st);
+    }
+  }
+
+  private drain(st: RoomState): void {
+    if (st.draining) return;
+    st.draining = true;
+    void this.drainLoop(st).finally(() => {
+      st.draining = false;
+    });
+  }
+
+  private async drainLoop(st: RoomState): Promise<void> {
+    while (st.queue.length > 0 && this.rooms.get(st.room) === st) {
+      st.queue.sort((a, b) => a.seq - b.seq);
+      const b = st.queue[0]!;
+      if (b.seq <= st.cursor) {
+        st.queue.shift();
+        continue;
+      }
+      if (b.prev !== st.cursor) {
+        const resync = b.prev === -2;
+        try {
+          await this.fillFromStream(st, resync ? Number.MAX_SAFE_INTEGER : b.seq - 1);
+        } catch (err) {
+          // The stream cannot be read (NATS down): deliver in order what we have; a later message or resync repairs.
+          this.log.warn({ err, room: st.room, cursor: st.cursor, seq: b.seq }, 'gap check failed');
+        }
+        if (resync) {
+          st.queue.shift();
+          continue;
+        }
+      }
+      st.queue.shift();
+      if (b.seq > st.cursor) {
+        const prev = st.cursor;
+        st.cursor = b.seq;
+        this.deliver(b, prev);
+      }
+    }
+  }
+
+  /** Delivers from the stream every message of the room after the cursor and up to `upTo`. */
+  private async fillFromStream(st: RoomState, upTo: number): Promise<void> {
+    for (;;) {
+      const missing = await this.reader.range(st.room, st.cursor + 1, upTo, GAP_READ);
+      for (const m of missing) {
+        if (m.seq <= st.cursor) continue;
+        const prev = st.cursor;
+        st.cursor = m.seq;
+        this.deliver(m, prev);
+      }
+      // Only an empty read proves nothing is left: a short one may be the server's batch byte limit.
+      if (missing.length === 0) return;
+    }
   }
 
   /** Runs Redis (un)subscribes of one room strictly in order, so join-leave-join cannot end unsubscribed. */
-  private chain(room: RoomId, op: (() => Promise<void>) | undefined): Promise<void> {
+  private chain(room: RoomId, op: () => Promise<void>): Promise<void> {
     const prev = this.pending.get(room) ?? Promise.resolve();
-    const next = op ? prev.catch(() => undefined).then(op) : prev;
+    const next = prev.catch(() => undefined).then(op);
     const settled = next.catch(() => undefined);
     this.pending.set(room, settled);
     void settled.then(() => {

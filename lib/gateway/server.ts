@@ -7,14 +7,21 @@ import { AuthError } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { FanoutSubscriber } from '../fanout/index.js';
 import { createFanoutSubscriber } from '../fanout/index.js';
-import type { EventPublisher, MessageEvent, NatsHandle } from '../log/index.js';
+import type { EventPublisher, MessageEvent, NatsHandle, RoomReader } from '../log/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import {
-  CLOSE_CODES, PROTOCOL_VERSION, ProtocolError, ackFrame, errorFrame, joinedFrame, leftFrame, parseClientFrame, welcomeFrame,
+  CLOSE_CODES, PROTOCOL_VERSION, ProtocolError, ackFrame, errorFrame, historyFrame, joinedFrame, leftFrame, messageFrame,
+  parseClientFrame, welcomeFrame,
 } from '../protocol/index.js';
-import type { ClientFrame, ErrorCode, RoomId, SendFrame } from '../protocol/index.js';
+import type { Broadcast, ClientFrame, ErrorCode, HistoryFrame, JoinFrame, RoomId, SendFrame, StoredMessage } from '../protocol/index.js';
+import type { MessageStore } from '../store/index.js';
+import type { SendLimiter } from '../limits/index.js';
+import type { GatewayPresence } from '../presence/index.js';
+import { roomAccess } from '../auth/index.js';
+import type { RoomAccess } from '../auth/index.js';
+import { handleHistoryRequest } from './history.js';
 import { credentialsFrom } from './auth.js';
-import { RoomRegistry } from './rooms.js';
+import { RoomFeed } from './rooms.js';
 import { loadNativeUws } from './uws.js';
 
 export interface GatewayDeps {
@@ -24,8 +31,14 @@ export interface GatewayDeps {
   auth: Authenticator;
   nats: NatsHandle;
   publisher: EventPublisher;
-  /** Last stored seq of a room (0 when empty), for `joined`. */
-  lastSeq(room: RoomId): Promise<number>;
+  /** The stream, read by room: recovery and gap repair. */
+  reader: RoomReader;
+  /** MongoDB: history, and recovery of what the stream no longer holds. */
+  store: MessageStore;
+  /** Sessions, presence, typing and connection limits in Redis (lib/presence). */
+  presence: GatewayPresence;
+  /** Cluster-wide send budgets (lib/limits). */
+  limiter: SendLimiter;
 }
 
 export interface Gateway {
@@ -39,9 +52,17 @@ interface Conn {
   ip: string;
   expiresAt: number | undefined;
   rooms: Set<RoomId>;
+  /** Which rooms the token lets this user join (from its `rooms` claim). */
+  access: RoomAccess;
+  /** Resolvers waiting for the send buffer to drain (replay backpressure). */
+  drainWaiters: Array<() => void>;
   inflight: number;
   closed: boolean;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** User-Agent, bounded; stored with the session. */
+  ua: string;
+  /** Consecutive rate-limited sends; at cfg.rateLimits.maxViolations the connection is closed with 4008. */
+  violations: number;
 }
 
 type Ws = WebSocket<Conn>;
@@ -59,22 +80,36 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
   const app: TemplatedApp = uws.App();
   const sub: FanoutSubscriber = await createFanoutSubscriber(cfg.redisUrl, cfg.redisPrefix, log, (room, payload) => {
-    // Parse once per gateway, not per recipient; the payload itself is forwarded byte for byte.
-    let m: { seq?: unknown; ts?: unknown };
+    // Parsed once per gateway, serialised once per gateway (in deliver), never per recipient.
+    let b: Broadcast;
     try {
-      m = JSON.parse(payload) as { seq?: unknown; ts?: unknown };
+      b = JSON.parse(payload) as Broadcast;
     } catch {
       log.error({ room }, 'unparseable broadcast dropped');
       return;
     }
-    if (typeof m.seq !== 'number' || !rooms.accept(room, m.seq)) return;
-    app.publish(room, payload, false);
-    if (typeof m.ts === 'number') metrics.observeLatency(Math.max(0, Date.now() - m.ts) / 1000);
+    if (typeof b.seq !== 'number') return;
+    rooms.onBroadcast(room, b);
+  }, () => rooms.resyncAll());
+  const rooms = new RoomFeed(sub, d.reader, (m: StoredMessage, prev: number) => {
+    app.publish(m.room, messageFrame(m, prev), false);
+    metrics.observeLatency(Math.max(0, Date.now() - m.ts) / 1000);
+  }, log);
+  // Presence and typing frames of rooms with members here, from every gateway and presence instance.
+  await d.presence.listen((room, frame) => {
+    if (app.numSubscribers(room) > 0) app.publish(room, frame, false);
   });
-  const rooms = new RoomRegistry(sub);
 
   const send = (ws: Ws, text: string): void => {
-    if (!ws.getUserData().closed) ws.cork(() => ws.send(text, false, false));
+    const c = ws.getUserData();
+    if (c.closed) return;
+    // uWS drops (status 2) a frame that would push the send buffer past maxBackpressure. A dropped ack, error or
+    // replayed message must not vanish silently: close, so the client reconnects and recovers with `since`.
+    let status = 0;
+    ws.cork(() => { status = ws.send(text, false, false); });
+    if (status === 2 && !c.closed) {
+      ws.end(CLOSE_CODES.SLOW_CONSUMER.code, 'send buffer full');
+    }
   };
   const reject = (ws: Ws, code: ErrorCode, message: string, ref?: string): void => {
     metrics.framesRejected.inc({ code });
@@ -120,24 +155,110 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     });
   };
 
-  const onJoin = async (ws: Ws, c: Conn, room: RoomId): Promise<void> => {
-    if (c.rooms.has(room)) return send(ws, joinedFrame(room, await d.lastSeq(room)));
+  const waitForDrain = (ws: Ws, c: Conn): Promise<void> =>
+    ws.getBufferedAmount() < limits.maxBackpressureBytes / 4 || c.closed
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => c.drainWaiters.push(resolve));
+
+  /**
+   * Joins a room and, with `since`, first replays every message after it. The replay reads the stream (MongoDB for
+   * what the stream no longer holds) up to the room cursor, re-reading while the cursor moves, and subscribes the
+   * socket in the same tick as the last check: messages up to the cursor come from the replay, later ones live,
+   * so there is neither a gap nor a duplicate at the seam. Reads are batched and wait for the socket to drain.
+   */
+  const onJoin = async (ws: Ws, c: Conn, f: JoinFrame): Promise<void> => {
+    const { room, since } = f;
+    if (!c.access(room)) return reject(ws, 'FORBIDDEN', 'this token may not join this room', room);
+    if (c.rooms.has(room)) return reject(ws, 'BAD_FRAME', 'already joined; leave first to recover again', room);
     if (c.rooms.size >= limits.maxRoomsPerConnection) {
       return reject(ws, 'RATE_LIMITED', `at most ${limits.maxRoomsPerConnection} rooms per connection`, room);
     }
     c.rooms.add(room);
+    const abandon = (): void => {
+      if (c.rooms.delete(room)) rooms.leave(room);
+    };
+    let st;
     try {
-      await rooms.join(room);
-      if (c.closed) return;
-      ws.subscribe(room);
-      send(ws, joinedFrame(room, await d.lastSeq(room)));
+      st = await rooms.join(room);
     } catch (err) {
       log.warn({ err, room }, 'join failed');
-      if (c.rooms.delete(room) && !c.closed) {
-        ws.unsubscribe(room);
-        rooms.leave(room);
+      c.rooms.delete(room);
+      return reject(ws, 'UNAVAILABLE', 'could not join the room now; retry', room);
+    }
+    if (c.closed || !c.rooms.has(room)) return abandon();
+    // Read before the replay: nothing may be awaited between subscribing and `joined` (live messages would overtake it).
+    const online = await d.presence.onlineInRoom(room);
+    if (!online.includes(c.user)) online.push(c.user);
+    let recovered = true;
+    let replayed = 0;
+    if (since !== undefined) {
+      try {
+        const { last } = await d.reader.bounds();
+        if (since > last) {
+          abandon();
+          return reject(ws, 'BAD_FRAME', `since ${since} is ahead of the stream (last seq ${last})`, room);
+        }
+        let pos = since;
+        let prev = since;
+        const send1 = (m: StoredMessage): void => {
+          send(ws, messageFrame(m, prev));
+          prev = m.seq;
+          pos = m.seq;
+          replayed++;
+        };
+        const backlog = since < st.cursor ? await d.store.countAfter(room, since, cfg.recovery.maxMessages + 1) : 0;
+        if (backlog > cfg.recovery.maxMessages) {
+          recovered = false; // too far behind: no replay; the client pages `history` back from `joined.seq`
+          pos = st.cursor;
+        }
+        const batch = 256;
+        while (pos < st.cursor && !c.closed) {
+          const target = st.cursor;
+          const got = await d.reader.range(room, pos + 1, target, batch);
+          // What lies between pos and the first message the stream returned may have been dropped by the stream's
+          // limits (also while this replay waited for the socket): MongoDB holds it.
+          const upper = got.length > 0 ? got[0]!.seq : target + 1;
+          if (upper > pos + 1) {
+            const { first } = await d.reader.bounds();
+            if (first > pos + 1) {
+              for (const m of await d.store.range(room, pos, Math.min(upper, first), cfg.recovery.maxMessages)) send1(m);
+            }
+          }
+          for (const m of got) {
+            if (m.seq <= pos) continue;
+            await waitForDrain(ws, c); // never more than a quarter of the send buffer ahead of the reader
+            if (c.closed) break;
+            send1(m);
+          }
+          // An empty read means nothing is left up to target; a short one may just be the server's batch limit.
+          if (got.length === 0) pos = Math.max(pos, target);
+        }
+      } catch (err) {
+        log.warn({ err, room }, 'recovery failed');
+        abandon();
+        return reject(ws, 'UNAVAILABLE', 'could not recover the room now; retry', room);
       }
-      reject(ws, 'UNAVAILABLE', 'could not join the room now; retry', room);
+    }
+    if (c.closed || !c.rooms.has(room)) return abandon();
+    // No await between the last cursor check and here: the topic delivers exactly what follows the cursor.
+    ws.subscribe(room);
+    d.presence.joined(c.session, room);
+    send(ws, joinedFrame(room, st.cursor, recovered, replayed, online));
+  };
+
+  const onHistory = async (ws: Ws, c: Conn, f: HistoryFrame): Promise<void> => {
+    if (!c.access(f.room)) return reject(ws, 'FORBIDDEN', 'this token may not read this room', f.room);
+    const limit = f.limit ?? cfg.recovery.historyDefaultLimit;
+    if (limit > cfg.recovery.historyMaxLimit) {
+      return reject(ws, 'BAD_FRAME', `history.limit must be at most ${cfg.recovery.historyMaxLimit}`, f.room);
+    }
+    try {
+      const page = await d.store.page(f.room, f.before, limit + 1);
+      const more = page.length > limit;
+      send(ws, historyFrame(f.room, more ? page.slice(0, limit) : page, more));
+    } catch (err) {
+      log.warn({ err, room: f.room }, 'history failed');
+      reject(ws, 'UNAVAILABLE', 'history is unavailable now; retry', f.room);
     }
   };
 
@@ -145,6 +266,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     if (!c.rooms.delete(room)) return reject(ws, 'UNKNOWN_ROOM', 'not a member of this room', room);
     ws.unsubscribe(room);
     rooms.leave(room);
+    d.presence.left(c.session, room);
     send(ws, leftFrame(room));
   };
 
@@ -157,24 +279,52 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     }
     if (id.user !== c.user) return reject(ws, 'FORBIDDEN', 'a refresh must be for the same user');
     c.expiresAt = id.expiresAt;
+    c.access = roomAccess(id.claims);
     armExpiry(ws, c);
     send(ws, JSON.stringify({ type: 'refreshed', expiresAt: id.expiresAt ?? null }));
+  };
+
+  // Cluster-wide send budgets (lib/limits): one EVALSHA per send, before onSend, so nothing over budget is published.
+  // Sends to a room not joined go straight to onSend, which refuses them without spending budget.
+  const limitSend = (ws: Ws, c: Conn, f: SendFrame): void => {
+    if (!c.rooms.has(f.room)) return onSend(ws, c, f);
+    void d.limiter.admitSend(c.user, c.ip, Buffer.byteLength(f.body, 'utf8')).then((retryAfterMs) => {
+      if (c.closed) return;
+      if (retryAfterMs === 0) {
+        c.violations = 0;
+        return onSend(ws, c, f);
+      }
+      metrics.framesRejected.inc({ code: 'RATE_LIMITED' });
+      send(ws, errorFrame('RATE_LIMITED', 'send rate limit exceeded', f.id, retryAfterMs));
+      if (++c.violations >= cfg.rateLimits.maxViolations) ws.end(CLOSE_CODES.POLICY.code, 'rate limit exceeded repeatedly');
+    });
+  };
+
+  // Ephemeral: never stored nor in JetStream. Throttled per user and room; extra signals are dropped silently.
+  const onTyping = (ws: Ws, c: Conn, room: RoomId): void => {
+    if (!c.rooms.has(room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before typing in it', room);
+    void d.presence.typing(c.user, room).then((frame) => {
+      // ws.publish: this gateway's other members of the room, not the sender itself.
+      if (frame !== undefined && !c.closed) ws.publish(room, frame, false);
+    });
   };
 
   const dispatch = (ws: Ws, c: Conn, f: ClientFrame): void => {
     switch (f.type) {
       case 'send':
-        return onSend(ws, c, f);
+        return limitSend(ws, c, f);
       case 'join':
-        void onJoin(ws, c, f.room);
+        void onJoin(ws, c, f);
+        return;
+      case 'history':
+        void onHistory(ws, c, f);
         return;
       case 'leave':
         return onLeave(ws, c, f.room);
       case 'refresh':
         return onRefresh(ws, c, f.token);
       case 'typing':
-      case 'history':
-        return reject(ws, 'BAD_FRAME', `${f.type} is not available in this version yet`);
+        return onTyping(ws, c, f.room);
     }
   };
 
@@ -215,7 +365,8 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       }
       const conn: Conn = {
         user: id.user, session: randomUUID(), ip, expiresAt: id.expiresAt, rooms: new Set(), inflight: 0, closed: false,
-        expiryTimer: undefined,
+        expiryTimer: undefined, access: roomAccess(id.claims), drainWaiters: [],
+        ua: req.getHeader('user-agent').slice(0, 256), violations: 0,
       };
       res.upgrade(conn, key, creds.protocol, extensions, context);
     },
@@ -226,6 +377,13 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       metrics.activeConnections.inc();
       armExpiry(ws, c);
       send(ws, welcomeFrame(c.user, c.session, PROTOCOL_VERSION));
+      // Accept, then check the cluster-wide connection limits in the same Redis script that registers the session
+      // (atomic, so two gateways cannot both admit the N+1th); a refused one gets a readable 4008 (ADR 0010).
+      void d.presence.open({ session: c.session, user: c.user, ip: c.ip, ua: c.ua }).then((refused) => {
+        if (refused === undefined || c.closed) return;
+        metrics.framesRejected.inc({ code: 'RATE_LIMITED' });
+        ws.end(CLOSE_CODES.POLICY.code, refused);
+      });
     },
 
     message: (ws, data, isBinary) => {
@@ -246,14 +404,23 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       dispatch(ws, c, frame);
     },
 
+    drain: (ws) => {
+      const c = ws.getUserData();
+      if (c.drainWaiters.length > 0 && ws.getBufferedAmount() < limits.maxBackpressureBytes / 4) {
+        for (const w of c.drainWaiters.splice(0)) w();
+      }
+    },
+
     close: (ws, code) => {
       const c = ws.getUserData();
       c.closed = true;
+      for (const w of c.drainWaiters.splice(0)) w();
       if (c.expiryTimer) clearTimeout(c.expiryTimer);
       sockets.delete(ws);
       metrics.activeConnections.dec();
       for (const room of c.rooms) rooms.leave(room);
       c.rooms.clear();
+      d.presence.close(c.session);
       if (log.isLevelEnabled('debug')) log.debug({ user: c.user, session: c.session, code }, 'connection closed');
     },
   });
@@ -283,6 +450,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       if (!aborted) json(res, '500 Internal Server Error', { error: { code: 'INTERNAL', message: 'metrics failed' } });
     });
   });
+  app.get('/rooms/:room/messages', (res, req) => handleHistoryRequest(res, req, { cfg, log, auth: d.auth, store: d.store, json }));
   app.any('/*', (res) => json(res, '404 Not Found', { error: { code: 'NOT_FOUND', message: 'no such endpoint' } }));
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -305,7 +473,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       }
       for (const ws of [...sockets]) ws.end(CLOSE_CODES.SERVICE_RESTART.code, 'server restart');
       await sub.close();
-      log.info({ rooms: rooms.rooms() }, 'gateway closed');
+      log.info({ rooms: rooms.size() }, 'gateway closed');
     },
   };
 }

@@ -19,6 +19,9 @@ export async function connectNats(url: string, name: string, log: Logger): Promi
     reconnectJitter: 100,
     waitOnFirstConnect: true,
     pingInterval: 10_000,
+    // Without this every request (each js.publish) builds an Error with a stack trace up front, in case it fails:
+    // ~15% of the gateway's busy time in bench profiles.
+    noAsyncTraces: true,
   });
   let up = true;
   void (async () => {

@@ -18,6 +18,7 @@ export async function ensureStream(nc: NatsConnection, cfg: StreamConfig, log: L
     duplicate_window: nanos(cfg.duplicateWindowMs),
     max_age: nanos(cfg.maxAgeMs),
     max_bytes: cfg.maxBytes,
+    max_msgs: cfg.maxMsgs,
     allow_direct: true,
   };
   try {

@@ -5,7 +5,7 @@ export const ERROR_CODES = {
   FORBIDDEN: 'The user may not do this (for example, a refresh for another user).',
   BAD_FRAME: 'The frame is not valid JSON, has an unknown type, or a field is missing or malformed.',
   TOO_LARGE: 'The message body exceeds PARLEY_MAX_BODY_BYTES.',
-  RATE_LIMITED: 'Too many requests: too many unacknowledged sends, or a rate limit was hit.',
+  RATE_LIMITED: 'Too many requests: too many unacknowledged sends, or a rate limit was hit (then `retryAfterMs` says when the same request would fit; nothing was published).',
   UNKNOWN_ROOM: 'The room id is invalid, or the connection has not joined the room.',
   UNAVAILABLE: 'A backing service (JetStream) did not store the event; retrying with the same id is safe.',
   INTERNAL: 'An unexpected server error; the connection stays open.',
@@ -26,8 +26,13 @@ export const CLOSE_CODES = {
   TRY_AGAIN_LATER: { code: 1013, reconnect: true, reason: 'temporarily overloaded: reconnect with back-off' },
   TOKEN_EXPIRED: { code: 4001, reconnect: true, reason: 'token expired: reconnect with a fresh token' },
   FORBIDDEN: { code: 4003, reconnect: false, reason: 'not allowed' },
-  POLICY: { code: 4008, reconnect: true, reason: 'policy or limit violation: reconnect after back-off' },
-  SLOW_CONSUMER: { code: 4009, reconnect: true, reason: 'too far behind (send buffer full): reconnect and recover with since' },
+  POLICY: {
+    code: 4008,
+    reconnect: true,
+    reason: 'policy or limit violation (too many connections for the user or the address, too many connection attempts, ' +
+      'or repeated rate-limited sends; the close reason says which): reconnect after back-off',
+  },
+  SLOW_CONSUMER: { code: 4009, reconnect: true, reason: 'send buffer full (the client reads too slowly): reconnect and recover with since' },
 } as const;
 
 export type CloseName = keyof typeof CLOSE_CODES;

@@ -31,6 +31,12 @@ export interface StoredMessage {
   mentions?: string[];
 }
 
+/** What the chat service publishes on `room.<room>`: the stored message and the seq it published before it in the
+ * room, if it knows one (a hint for gateways, see lib/gateway/rooms.ts). */
+export interface Broadcast extends StoredMessage {
+  prev?: number;
+}
+
 export interface ParseLimits {
   maxBodyBytes: number;
   maxMentions: number;

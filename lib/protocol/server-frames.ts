@@ -6,10 +6,6 @@ export function welcomeFrame(user: string, session: string, protocol: number): s
   return JSON.stringify({ type: 'welcome', user, session, protocol });
 }
 
-export function joinedFrame(room: RoomId, seq: number): string {
-  return JSON.stringify({ type: 'joined', room, seq });
-}
-
 export function leftFrame(room: RoomId): string {
   return JSON.stringify({ type: 'left', room });
 }
@@ -18,11 +14,46 @@ export function ackFrame(id: string, seq: number, duplicate: boolean): string {
   return `{"type":"ack","id":${JSON.stringify(id)},"seq":${seq},"duplicate":${duplicate}}`;
 }
 
-export function errorFrame(code: ErrorCode, message: string, ref?: string): string {
-  return JSON.stringify(ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref });
+/** `retryAfterMs` goes with RATE_LIMITED: how long until the same request would be within the budget. */
+export function errorFrame(code: ErrorCode, message: string, ref?: string, retryAfterMs?: number): string {
+  const f: { type: 'error'; code: ErrorCode; message: string; ref?: string; retryAfterMs?: number } = { type: 'error', code, message };
+  if (ref !== undefined) f.ref = ref;
+  if (retryAfterMs !== undefined) f.retryAfterMs = retryAfterMs;
+  return JSON.stringify(f);
 }
 
-/** The broadcast frame: serialised once by the chat service, forwarded byte for byte by every gateway. */
-export function messageFrame(m: StoredMessage): string {
-  return JSON.stringify({ type: 'message', room: m.room, id: m.id, seq: m.seq, from: m.from, body: m.body, ts: m.ts });
+/**
+ * `presence {room?, user, status}`. The presence scripts in Redis build the same bytes (lib/presence/lua.ts) and
+ * gateways forward them unchanged; this is the reference form (and what tests compare against).
+ */
+export function presenceFrame(room: RoomId | undefined, user: string, status: 'online' | 'offline'): string {
+  return room === undefined
+    ? `{"type":"presence","user":${JSON.stringify(user)},"status":"${status}"}`
+    : `{"type":"presence","room":"${room}","user":${JSON.stringify(user)},"status":"${status}"}`;
+}
+
+export function typingFrame(room: RoomId, user: string): string {
+  return `{"type":"typing","room":"${room}","user":${JSON.stringify(user)}}`;
+}
+
+/**
+ * A `message` frame. `prev` is the seq of the message before it in the same room, as this client sees the room, so
+ * a client can check that nothing is missing. Serialised once per gateway, not per recipient.
+ */
+export function messageFrame(m: StoredMessage, prev: number): string {
+  const mentions = m.mentions ? `,"mentions":${JSON.stringify(m.mentions)}` : '';
+  return `{"type":"message","room":"${m.room}","id":"${m.id}","seq":${m.seq},"prev":${prev},"from":${JSON.stringify(m.from)},` +
+    `"body":${JSON.stringify(m.body)},"ts":${m.ts}${mentions}}`;
+}
+
+/** `presence`: who is online in the room now (lib/presence `onlineInRoom`); omitted when not given. */
+export function joinedFrame(room: RoomId, seq: number, recovered: boolean, replayed: number, presence?: string[]): string {
+  return JSON.stringify(presence === undefined
+    ? { type: 'joined', room, seq, recovered, replayed }
+    : { type: 'joined', room, seq, recovered, replayed, presence });
+}
+
+export function historyFrame(room: RoomId, messages: StoredMessage[], more: boolean): string {
+  const next = more && messages.length > 0 ? messages[messages.length - 1]!.seq : null;
+  return JSON.stringify({ type: 'history', room, messages, more, next });
 }

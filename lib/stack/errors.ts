@@ -1,6 +1,6 @@
 // Typed errors of the native stack: every failure has a stable code a caller (or the CLI) can branch on.
 
-/** Stable codes of {@link StackError}; documented in docs/stack.md. */
+/** Stable codes of {@link StackError}. */
 export type StackErrorCode =
   /** A binary is not cached and there is no Go toolchain to build it. */
   | 'GO_MISSING'

@@ -80,7 +80,9 @@ export async function launchFerretdb(opts: FerretdbOptions): Promise<ManagedServ
   const binary = opts.binary ?? (await ensureFerretdb(log));
   const backend = opts.postgresqlUrl
     ? ['--handler=postgresql', `--postgresql-url=${opts.postgresqlUrl}`]
-    : ['--handler=sqlite', `--sqlite-url=file:${sqliteDir}/`];
+    // WAL with synchronous=NORMAL: SQLite fsyncs at checkpoints instead of on every commit. The event log itself is
+    // JetStream, whose file store also syncs on an interval; a per-commit fsync here bought latency, not durability.
+    : ['--handler=sqlite', `--sqlite-url=file:${sqliteDir}/?_pragma=synchronous(normal)`];
   return launch({
     name: 'ferretdb',
     binary,

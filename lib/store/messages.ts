@@ -22,7 +22,12 @@ export interface MessageStore {
    * A message whose id is already stored under another seq is a duplicate beyond JetStream's window and is dropped.
    */
   insert(messages: MessageDoc[]): Promise<MessageDoc[]>;
-  byRoom(room: RoomId, opts?: { before?: number; limit?: number }): Promise<StoredMessage[]>;
+  /** A page of a room, newest first: seq < before (all when undefined), at most `limit`. Uses {room: 1, seq: -1}. */
+  page(room: RoomId, before: number | undefined, limit: number): Promise<StoredMessage[]>;
+  /** Messages of a room with after < seq < before, oldest first, at most `limit` (recovery beyond the stream). */
+  range(room: RoomId, after: number, before: number, limit: number): Promise<StoredMessage[]>;
+  /** How many messages of a room have seq > after, counting no further than `cap`. */
+  countAfter(room: RoomId, after: number, cap: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -60,10 +65,17 @@ export async function openMessageStore(url: string, dbName: string, log: Logger)
       const dup = new Set(duplicates);
       return docs.filter((d, i) => !dup.has(i) || seqOf.get(d._id) === d.seq);
     },
-    async byRoom(room, opts = {}) {
-      const filter = opts.before === undefined ? { room } : { room, seq: { $lt: opts.before } };
-      const docs = await messages.find(filter).sort({ seq: -1 }).limit(opts.limit ?? 50).toArray();
+    async page(room, before, limit) {
+      const filter = before === undefined ? { room } : { room, seq: { $lt: before } };
+      const docs = await messages.find(filter).sort({ seq: -1 }).limit(limit).toArray();
       return docs.map(toStored);
+    },
+    async range(room, after, before, limit) {
+      const docs = await messages.find({ room, seq: { $gt: after, $lt: before } }).sort({ seq: 1 }).limit(limit).toArray();
+      return docs.map(toStored);
+    },
+    async countAfter(room, after, cap) {
+      return messages.countDocuments({ room, seq: { $gt: after } }, { limit: cap });
     },
     async close() {
       await client.close();

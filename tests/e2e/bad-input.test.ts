@@ -4,21 +4,18 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createSigner } from 'fast-jwt';
-import { MongoClient } from 'mongodb';
-import { provideMongo, provideNats, provideRedis, uniqueName, until } from '../harness/index.js';
-import type { ServiceHandle } from '../harness/index.js';
-import { TestClient, upgradeStatus } from '../harness/client.js';
-import { ParleyProcess, TEST_JWT_SECRET, suiteEnv, token } from '../harness/parley.js';
+import { until } from '../harness/index.js';
+import { Suite } from '../harness/suite.js';
+import { upgradeStatus } from '../harness/client.js';
+import type { TestClient } from '../harness/client.js';
+import { token } from '../harness/parley.js';
+import type { ParleyProcess } from '../harness/parley.js';
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 const nowSec = (): number => Math.floor(Date.now() / 1000);
 
 describe('bad input', () => {
-  const services: ServiceHandle[] = [];
-  const procs: ParleyProcess[] = [];
-  const clients: TestClient[] = [];
-  let mongo: MongoClient;
-  let env: Record<string, string>;
+  let suite: Suite;
   let gw: ParleyProcess;
   let rsGw: ParleyProcess;
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
@@ -36,31 +33,16 @@ describe('bad input', () => {
   };
 
   before(async () => {
-    const [nats, redis, mdb] = await Promise.all([provideNats(), provideRedis(), provideMongo()]);
-    services.push(nats, redis, mdb);
-    env = { ...suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName('bad')), PARLEY_MAX_FRAME_BYTES: '2048', PARLEY_MAX_BODY_BYTES: '512' };
-    const rsEnv = { ...env, JWT_SECRET: '', JWT_PUBLIC_KEY: rsa.publicKey };
-    [gw, rsGw] = await Promise.all([ParleyProcess.start('all', env), ParleyProcess.start('gateway', rsEnv)]);
-    procs.push(gw, rsGw);
-    mongo = await new MongoClient(mdb.url).connect();
+    suite = await Suite.open('bad', { env: { PARLEY_MAX_FRAME_BYTES: '2048', PARLEY_MAX_BODY_BYTES: '512' } });
+    [gw, rsGw] = await Promise.all([suite.start('all'), suite.start('gateway', { JWT_SECRET: '', JWT_PUBLIC_KEY: rsa.publicKey })]);
     good = await connect('gina');
     goodPeer = await connect('gus');
     await good.join('healthy');
     await goodPeer.join('healthy');
   });
+  after(() => suite.close());
 
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.stop()));
-    await mongo?.close();
-    await Promise.all(services.map((s) => s.close()));
-  });
-
-  const connect = async (user: string, url = gw.url, tok = token(user)): Promise<TestClient> => {
-    const c = await TestClient.connect(url, tok, user);
-    clients.push(c);
-    return c;
-  };
+  const connect = (user: string, url?: ParleyProcess, tok?: string): Promise<TestClient> => suite.connect(url ?? gw, user, tok);
 
   it('malformed frames get BAD_FRAME and the connection stays open', async () => {
     const c = await connect('mallory');
@@ -106,7 +88,7 @@ describe('bad input', () => {
     }
     const sent = await c.sendMessage('not-joined', 'nj', 'x');
     assert.equal(sent.code, 'UNKNOWN_ROOM', 'sending to a room not joined');
-    const stored = await mongo.db(env.PARLEY_MONGO_DB).collection('messages').countDocuments({ from: 'trudy' });
+    const stored = await suite.messages().countDocuments({ from: 'trudy' });
     assert.equal(stored, 0);
     assert.equal((await c.join('x'.repeat(64))).type, 'joined', '64 characters is allowed');
     await assertStillFlowing();
@@ -151,7 +133,7 @@ describe('bad input', () => {
     const confused = createSigner({ key: rsa.publicKey, algorithm: 'HS256' })({ sub: 'mallory' });
     assert.equal(await upgradeStatus(rsGw.url, { authorization: `Bearer ${confused}` }), 401);
     assert.equal(await upgradeStatus(rsGw.url, { authorization: `Bearer ${token('mallory')}` }), 401);
-    const c = await connect('rosa', rsGw.url, signRs({ sub: 'rosa' }));
+    const c = await connect('rosa', rsGw, signRs({ sub: 'rosa' }));
     assert.equal(c.frames[0]!.type, 'welcome');
     assert.equal(c.frames[0]!.user, 'rosa');
   });
@@ -163,7 +145,7 @@ describe('bad input', () => {
   });
 
   it('a token that expires while connected closes the connection with 4001', async () => {
-    const c = await connect('brief', gw.url, token('brief', 1_500));
+    const c = await connect('brief', gw, token('brief', 1_500));
     const closed = await c.closed;
     assert.equal(closed.code, 4001);
   });
@@ -184,6 +166,5 @@ describe('bad input', () => {
     await until(async () => (await fetch(`${gw.http}/readyz`)).status === 200);
     assert.equal((await fetch(`${gw.http}/nope`)).status, 404);
     await assertStillFlowing();
-    void TEST_JWT_SECRET;
   });
 });

@@ -2,43 +2,24 @@
 // nats-server, Redis and MongoDB-wire server, clients over real sockets.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MongoClient } from 'mongodb';
-import { provideMongo, provideNats, provideRedis, uniqueName, until } from '../harness/index.js';
-import type { ServiceHandle } from '../harness/index.js';
-import { TestClient } from '../harness/client.js';
-import { ParleyProcess, suiteEnv, token } from '../harness/parley.js';
+import { until } from '../harness/index.js';
+import { Suite } from '../harness/suite.js';
+import type { TestClient } from '../harness/client.js';
+import type { ParleyProcess } from '../harness/parley.js';
 
 describe('fan-out across two gateways', () => {
-  const services: ServiceHandle[] = [];
-  const procs: ParleyProcess[] = [];
-  const clients: TestClient[] = [];
-  let mongo: MongoClient;
-  let env: Record<string, string>;
+  let suite: Suite;
   let gw1: ParleyProcess;
   let gw2: ParleyProcess;
 
   before(async () => {
-    const [nats, redis, mdb] = await Promise.all([provideNats(), provideRedis(), provideMongo()]);
-    services.push(nats, redis, mdb);
-    env = suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName('fanout'));
-    procs.push(await ParleyProcess.start('chat', env));
-    [gw1, gw2] = await Promise.all([ParleyProcess.start('gateway', env), ParleyProcess.start('gateway', env)]);
-    procs.push(gw1, gw2);
-    mongo = await new MongoClient(mdb.url).connect();
+    suite = await Suite.open('fanout');
+    await suite.start('chat');
+    [gw1, gw2] = await Promise.all([suite.start('gateway'), suite.start('gateway')]);
   });
+  after(() => suite.close());
 
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.stop()));
-    await mongo?.close();
-    await Promise.all(services.map((s) => s.close()));
-  });
-
-  const connect = async (gw: ParleyProcess, user: string): Promise<TestClient> => {
-    const c = await TestClient.connect(gw.url, token(user), user);
-    clients.push(c);
-    return c;
-  };
+  const connect = (gw: ParleyProcess, user: string): Promise<TestClient> => suite.connect(gw, user);
 
   it('every client on both gateways receives every message exactly once, in seq order, and each is stored', async () => {
     const room = 'general';
@@ -65,7 +46,7 @@ describe('fan-out across two gateways', () => {
       assert.deepEqual(new Set(order), new Set(seqs), `${m.user} received exactly the acked seqs`);
     }
 
-    const docs = await mongo.db(env.PARLEY_MONGO_DB).collection('messages').find({ room }).toArray();
+    const docs = await suite.messages().find({ room }).toArray();
     assert.equal(docs.length, total);
     const one = docs.find((d) => d._id === ('ann:s0-m0' as unknown));
     assert.ok(one, 'stored under the namespaced id');
@@ -97,7 +78,7 @@ describe('fan-out across two gateways', () => {
     await watcher.waitFor((f) => f.type === 'message' && f.seq === marker.seq);
     assert.equal(watcher.messages(room).filter((m) => m.id === 'dup-1').length, 1);
     assert.equal(alice.messages(room).filter((m) => m.id === 'dup-1').length, 1);
-    const count = await mongo.db(env.PARLEY_MONGO_DB).collection('messages').countDocuments({ _id: 'alice:dup-1' as never });
+    const count = await suite.messages().countDocuments({ _id: 'alice:dup-1' as never });
     assert.equal(count, 1);
   });
 
@@ -114,7 +95,7 @@ describe('fan-out across two gateways', () => {
     assert.notEqual(ackA.seq, ackB.seq);
     await until(() => a.messages(room).length === 2 && b.messages(room).length === 2);
     assert.deepEqual(a.messages(room).map((m) => m.from), ['amy', 'bob']);
-    const n = await mongo.db(env.PARLEY_MONGO_DB).collection('messages').countDocuments({ room });
+    const n = await suite.messages().countDocuments({ room });
     assert.equal(n, 2);
   });
 });

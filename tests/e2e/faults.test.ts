@@ -1,49 +1,30 @@
 // Guarantees 1 and 6 under faults: a chat service killed with events in flight, and JetStream going away.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MongoClient } from 'mongodb';
-import { provideMongo, provideNats, provideRedis, uniqueName, until } from '../harness/index.js';
+import { until } from '../harness/index.js';
+import { Suite } from '../harness/suite.js';
 import type { ServiceHandle } from '../harness/index.js';
-import { TestClient } from '../harness/client.js';
+import type { TestClient } from '../harness/client.js';
 import type { Frame } from '../harness/client.js';
-import { ParleyProcess, suiteEnv, token } from '../harness/parley.js';
+import type { ParleyProcess } from '../harness/parley.js';
 
 describe('faults', () => {
-  const services: ServiceHandle[] = [];
-  const procs: ParleyProcess[] = [];
-  const clients: TestClient[] = [];
-  let mongo: MongoClient;
+  let suite: Suite;
   let nats: ServiceHandle;
-  let env: Record<string, string>;
   let gw: ParleyProcess;
   let chat: ParleyProcess;
 
   before(async () => {
-    let redis: ServiceHandle;
-    let mdb: ServiceHandle;
     // A NATS server of this suite's own: the test stops it.
-    [nats, redis, mdb] = await Promise.all([provideNats({ dedicated: true }), provideRedis(), provideMongo()]);
-    services.push(nats, redis, mdb);
-    env = suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName('faults'));
-    chat = await ParleyProcess.start('chat', env);
-    gw = await ParleyProcess.start('gateway', env);
-    procs.push(chat, gw);
-    mongo = await new MongoClient(mdb.url).connect();
+    suite = await Suite.open('faults', { dedicatedNats: true });
+    nats = suite.nats;
+    chat = await suite.start('chat');
+    gw = await suite.start('gateway');
   });
+  after(() => suite.close());
 
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.stop()));
-    await mongo?.close();
-    await Promise.all(services.map((s) => s.close()));
-  });
-
-  const connect = async (user: string): Promise<TestClient> => {
-    const c = await TestClient.connect(gw.url, token(user), user);
-    clients.push(c);
-    return c;
-  };
-  const messages = () => mongo.db(env.PARLEY_MONGO_DB).collection('messages');
+  const connect = (user: string): Promise<TestClient> => suite.connect(gw, user);
+  const messages = () => suite.messages();
 
   it('a chat service killed with events in flight: every acked message is stored and delivered once after restart', async () => {
     const room = 'crash';
@@ -113,5 +94,22 @@ describe('faults', () => {
     await bob.waitFor((f) => f.type === 'message' && f.seq === marker.seq, { timeout: 20_000 });
     assert.equal(bob.messages(room).filter((m) => m.id === 'during').length, 1, 'delivered once');
     assert.equal(await messages().countDocuments({ _id: 'alice:during' as never }), 1, 'stored once');
+  });
+
+  it('SIGTERM drains a gateway: in-flight sends are acked and stored, clients get 1012, the process exits 0', async () => {
+    const room = 'drain';
+    const leaving = await suite.start('gateway');
+    const alice = await suite.connect(leaving, 'alice');
+    await alice.join(room);
+    const ids = Array.from({ length: 200 }, (_, i) => `t${i}`);
+    for (const id of ids) alice.send({ type: 'send', room, id, body: 'bye' });
+    const exit = leaving.stop();
+    const closed = await alice.closed;
+    assert.equal(closed.code, 1012);
+    assert.equal(await exit, 0);
+    const acked = alice.frames.filter((f) => f.type === 'ack').map((f) => `alice:${String(f.id)}`);
+    assert.ok(acked.length > 0, 'sends in flight at SIGTERM were answered before the sockets closed');
+    await until(async () => (await messages().countDocuments({ _id: { $in: acked as never[] } })) === acked.length,
+      { message: 'every acked message stored' });
   });
 });

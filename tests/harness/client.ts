@@ -49,8 +49,9 @@ export class TestClient {
   }
 
   async join(room: string, since?: number): Promise<Frame> {
+    const from = this.frames.length;
     this.send(since === undefined ? { type: 'join', room } : { type: 'join', room, since });
-    return this.waitFor((f) => (f.type === 'joined' || f.type === 'error') && (f.room === room || f.ref === room));
+    return this.waitFor((f) => (f.type === 'joined' || f.type === 'error') && (f.room === room || f.ref === room), { from });
   }
 
   /** Sends a message and resolves with its `ack` or `error` frame. */
@@ -58,6 +59,23 @@ export class TestClient {
     const before = this.frames.length;
     this.send({ type: 'send', room, id, body });
     return this.waitFor((f) => (f.type === 'ack' && f.id === id) || (f.type === 'error' && f.ref === id), { from: before });
+  }
+
+  /** Sends many messages without waiting in between; resolves with the ack (or error) of each, in order. */
+  async sendAll(room: string, ids: string[], body = (id: string) => `body of ${id}`, timeout = 30_000): Promise<Frame[]> {
+    const want = new Set(ids);
+    const replies = new Map<string, Frame>();
+    let scanned = this.frames.length;
+    for (const id of ids) this.send({ type: 'send', room, id, body: body(id) });
+    await until(() => {
+      for (; scanned < this.frames.length; scanned++) {
+        const f = this.frames[scanned]!;
+        const id = (f.type === 'ack' ? f.id : f.type === 'error' ? f.ref : undefined) as string | undefined;
+        if (id !== undefined && want.has(id) && !replies.has(id)) replies.set(id, f);
+      }
+      return replies.size === want.size;
+    }, { timeout, message: `${ids.length} acks for ${this.user}` });
+    return ids.map((id) => replies.get(id)!);
   }
 
   /** First frame (at index >= from) matching pred, waiting for it if needed. */

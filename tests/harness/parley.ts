@@ -29,6 +29,16 @@ export function suiteEnv(urls: SuiteUrls, name = uniqueName('suite')): Record<st
     LOG_LEVEL: 'info',
     // Redelivery after a killed chat service comes after ack_wait; keep fault tests quick.
     PARLEY_CHAT_ACK_WAIT_MS: '3000',
+    // Suites hammer one gateway from one address with few users: rate and connection limits are off unless a suite
+    // (presence, limits) turns them on.
+    PARLEY_RATE_SEND_USER: '0',
+    PARLEY_RATE_SEND_BYTES_USER: '0',
+    PARLEY_RATE_SEND_IP: '0',
+    PARLEY_RATE_SEND_BYTES_IP: '0',
+    PARLEY_RATE_CONNECT_USER: '0',
+    PARLEY_RATE_CONNECT_IP: '0',
+    PARLEY_MAX_CONNECTIONS_PER_USER: '0',
+    PARLEY_MAX_CONNECTIONS_PER_IP: '0',
   };
 }
 
@@ -36,9 +46,9 @@ export function token(user: string, ttlMs = 3_600_000, secret = TEST_JWT_SECRET)
   return mintToken({ secret, user, ttlMs });
 }
 
-type Command = 'gateway' | 'chat' | 'all';
+type Command = 'gateway' | 'chat' | 'presence' | 'all';
 
-const READY_MSG: Record<Command, string> = { gateway: 'gateway listening', chat: 'chat consuming', all: 'parley started' };
+const READY_MSG: Record<Command, string> = { gateway: 'gateway listening', chat: 'chat consuming', presence: 'presence running', all: 'parley started' };
 
 export class ParleyProcess {
   private child: ChildProcess | undefined;

@@ -66,8 +66,24 @@ export function provideMongo(opts: ProvideOptions = {}): Promise<ServiceHandle> 
 async function provide(kind: Kind, opts: ProvideOptions): Promise<ServiceHandle> {
   const fromEnv = process.env[ENV_VAR[kind]];
   if (!opts.dedicated && fromEnv) return envHandle(kind, fromEnv);
-  if (await dockerAvailable()) return containerHandle(kind);
+  if (await containersUsable()) return containerHandle(kind);
   return nativeHandle(kind);
+}
+
+let usable: Promise<boolean> | undefined;
+/** Docker is reachable and testcontainers loads (12.x needs undici 8, which fails to load on Node 20). */
+function containersUsable(): Promise<boolean> {
+  usable ??= (async () => {
+    if (!(await dockerAvailable())) return false;
+    try {
+      await import('testcontainers');
+      return true;
+    } catch (err) {
+      log().warn({ err, node: process.version }, 'Docker is reachable but testcontainers does not load; using the native stack');
+      return false;
+    }
+  })();
+  return usable;
 }
 
 function envHandle(kind: Kind, url: string): ServiceHandle {

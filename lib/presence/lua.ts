@@ -1,0 +1,185 @@
+// The presence state machine, as Redis scripts. Each transition (first session or room member in, last one out,
+// offline due) runs atomically and publishes its event from inside the script, so any number of gateways and
+// presence instances can run them concurrently: an event is published by exactly the script that made the change.
+//
+// Keys (all under the prefix P, passed as ARGV[1]; this is single-instance Redis, not Redis Cluster):
+//   session:<sid>             hash user, gateway, ip, ua, connectedAt; TTL refreshed by the gateway heartbeat
+//   user:<u>:sessions         set of sids            ip:<ip>:sessions   set of sids
+//   room:<r>:online           hash user -> sessions of the user in the room, cluster-wide; 0 while offline is pending
+//   gateways                  set of gateway ids     gateway:<gw>:alive  string with TTL (the heartbeat)
+//   gateway:<gw>:sessions     hash sid -> "<ip> <user>"     gateway:<gw>:rooms  hash "<room> <user>" -> sessions
+//   presence:pending          zset "<room> <user>" (room '' for global) -> when offline is due (Redis TIME, ms)
+// The gateway:<gw>:* hashes have no TTL on purpose: they are how a dead gateway's sessions and room memberships are
+// found and undone, however long the presence service was away; only a clean shutdown or a reap removes them.
+import { GCRA_LUA } from '../limits/index.js';
+
+const COMMON = `${GCRA_LUA}
+local P = ARGV[1]
+local PEND = P .. 'presence:pending'
+local CHAN = P .. 'presence'
+local function frame(room, user, status)
+  local r = ''
+  if room ~= '' then r = '"room":"' .. room .. '",' end
+  return '{"type":"presence",' .. r .. '"user":' .. cjson.encode(user) .. ',"status":"' .. status .. '"}'
+end
+-- A user comes into a scope (a room, or '' for global). Online is announced unless an offline was pending: then
+-- the user never visibly left (a reconnect within the grace period).
+local function announce_in(room, user)
+  if redis.call('ZREM', PEND, room .. ' ' .. user) == 0 then
+    redis.call('PUBLISH', CHAN, frame(room, user, 'online'))
+  end
+end
+local function room_in(gw, room, user)
+  redis.call('HINCRBY', P .. 'gateway:' .. gw .. ':rooms', room .. ' ' .. user, 1)
+  if redis.call('HINCRBY', P .. 'room:' .. room .. ':online', user, 1) == 1 then announce_in(room, user) end
+end
+-- n of the user's sessions leave a room; at zero the user stays listed (count 0) until the offline is due.
+local function room_out(room, user, n, due)
+  local k = P .. 'room:' .. room .. ':online'
+  if redis.call('HINCRBY', k, user, -n) <= 0 then
+    redis.call('HSET', k, user, 0)
+    redis.call('ZADD', PEND, due, room .. ' ' .. user)
+  end
+end
+local function gw_room_out(gw, room, user)
+  local k = P .. 'gateway:' .. gw .. ':rooms'
+  if redis.call('HINCRBY', k, room .. ' ' .. user, -1) <= 0 then redis.call('HDEL', k, room .. ' ' .. user) end
+end
+local function session_out(sid, ip, user, due)
+  redis.call('DEL', P .. 'session:' .. sid)
+  redis.call('SREM', P .. 'ip:' .. ip .. ':sessions', sid)
+  local us = P .. 'user:' .. user .. ':sessions'
+  if redis.call('SREM', us, sid) == 1 and redis.call('SCARD', us) == 0 then redis.call('ZADD', PEND, due, ' ' .. user) end
+end
+local function split(s)
+  local i = string.find(s, ' ', 1, true)
+  return string.sub(s, 1, i - 1), string.sub(s, i + 1)
+end
+-- Undoes everything a gateway registered (its process is gone, or it is resynchronising). Returns its session count.
+local function reap(gw, due)
+  local g = P .. 'gateway:' .. gw
+  local rooms = redis.call('HGETALL', g .. ':rooms')
+  for i = 1, #rooms, 2 do
+    local room, user = split(rooms[i])
+    room_out(room, user, tonumber(rooms[i + 1]), due)
+  end
+  local ss = redis.call('HGETALL', g .. ':sessions')
+  for i = 1, #ss, 2 do
+    local ip, user = split(ss[i + 1])
+    session_out(ss[i], ip, user, due)
+  end
+  redis.call('DEL', g .. ':rooms', g .. ':sessions')
+  redis.call('SREM', P .. 'gateways', gw)
+  return #ss / 2
+end
+`;
+
+/**
+ * Registers a session, unless a connection limit refuses it.
+ * ARGV: P, gw, sid, user, ip, ua, connectedAt, sessionTtlMs, maxPerUser, maxPerIp, force ('1' skips the limits: a
+ * resync of sessions already admitted), then GCRA groups for the connect-rate keys KEYS[1] (user) and KEYS[2] (ip).
+ * Returns { 1, 0 } admitted; { 0, 0 } too many for the user; { -1, 0 } too many for the IP; { -2, waitMs } rate.
+ */
+export const SESSION_OPEN_LUA = `${COMMON}
+local gw, sid, user, ip = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local us = P .. 'user:' .. user .. ':sessions'
+local is = P .. 'ip:' .. ip .. ':sessions'
+if ARGV[11] ~= '1' then
+  local wait = gcra_charge(now_ms(), KEYS, ARGV, 12)
+  if wait > 0 then return { -2, wait } end
+  local maxu, maxi = tonumber(ARGV[9]), tonumber(ARGV[10])
+  if maxu > 0 and redis.call('SCARD', us) >= maxu then return { 0, 0 } end
+  if maxi > 0 and redis.call('SCARD', is) >= maxi then return { -1, 0 } end
+end
+local sk = P .. 'session:' .. sid
+redis.call('HSET', sk, 'user', user, 'gateway', gw, 'ip', ip, 'ua', ARGV[6], 'connectedAt', ARGV[7])
+redis.call('PEXPIRE', sk, ARGV[8])
+redis.call('SADD', is, sid)
+redis.call('HSET', P .. 'gateway:' .. gw .. ':sessions', sid, ip .. ' ' .. user)
+if redis.call('SADD', us, sid) == 1 and redis.call('SCARD', us) == 1 then announce_in('', user) end
+return { 1, 0 }
+`;
+
+/** ARGV: P, gw, sid, graceMs, rooms... A no-op (returns 0) for a session not registered, e.g. reaped meanwhile. */
+export const SESSION_CLOSE_LUA = `${COMMON}
+local gw, sid = ARGV[2], ARGV[3]
+local gs = P .. 'gateway:' .. gw .. ':sessions'
+local v = redis.call('HGET', gs, sid)
+if not v then return 0 end
+redis.call('HDEL', gs, sid)
+local ip, user = split(v)
+local due = now_ms() + tonumber(ARGV[4])
+for i = 5, #ARGV do
+  gw_room_out(gw, ARGV[i], user)
+  room_out(ARGV[i], user, 1, due)
+end
+session_out(sid, ip, user, due)
+return 1
+`;
+
+/** ARGV: P, gw, sid, room, 'in' | 'out', graceMs. A no-op (0) for a session not registered. */
+export const ROOM_LUA = `${COMMON}
+local gw, sid, room = ARGV[2], ARGV[3], ARGV[4]
+local v = redis.call('HGET', P .. 'gateway:' .. gw .. ':sessions', sid)
+if not v then return 0 end
+local _, user = split(v)
+if ARGV[5] == 'in' then
+  room_in(gw, room, user)
+else
+  gw_room_out(gw, room, user)
+  room_out(room, user, 1, now_ms() + tonumber(ARGV[6]))
+end
+return 1
+`;
+
+/** ARGV: P, gw, graceMs. A gateway undoing its own registrations (shutdown, or before re-registering). */
+export const GATEWAY_RESET_LUA = `${COMMON}
+redis.call('DEL', P .. 'gateway:' .. ARGV[2] .. ':alive')
+return reap(ARGV[2], now_ms() + tonumber(ARGV[3]))
+`;
+
+/** ARGV: P, graceMs. Reaps every registered gateway whose alive key has expired; returns their ids. */
+export const REAP_LUA = `${COMMON}
+local due = now_ms() + tonumber(ARGV[2])
+local dead = {}
+for _, gw in ipairs(redis.call('SMEMBERS', P .. 'gateways')) do
+  if redis.call('EXISTS', P .. 'gateway:' .. gw .. ':alive') == 0 then
+    reap(gw, due)
+    dead[#dead + 1] = gw
+  end
+end
+return dead
+`;
+
+/**
+ * ARGV: P, max. Announces offline for pending entries that are due and still offline (a user who came back had the
+ * entry removed by announce_in). Returns how many entries it handled, to call again while it is max.
+ */
+export const SWEEP_LUA = `${COMMON}
+local due = redis.call('ZRANGEBYSCORE', PEND, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('ZREM', PEND, m)
+  local room, user = split(m)
+  if room == '' then
+    if redis.call('SCARD', P .. 'user:' .. user .. ':sessions') == 0 then
+      redis.call('PUBLISH', CHAN, frame('', user, 'offline'))
+    end
+  else
+    local k = P .. 'room:' .. room .. ':online'
+    if redis.call('HGET', k, user) == '0' then
+      redis.call('HDEL', k, user)
+      redis.call('PUBLISH', CHAN, frame(room, user, 'offline'))
+    end
+  end
+end
+return #due
+`;
+
+/** KEYS[1]: the throttle key. ARGV: P (unused), intervalMs, channel, payload. Publishes at most once per interval. */
+export const TYPING_LUA = `
+if redis.call('SET', KEYS[1], '1', 'PX', ARGV[2], 'NX') then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+`;

@@ -1,0 +1,219 @@
+// Cluster-wide rate limits: a user spread over two gateways shares one budget (burst, then the rate), limited sends
+// are neither stored nor broadcast, a flooding client is closed with 4008, and connection attempts and per-address
+// connections are limited with 4008 too.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import { provideMongo, provideNats, provideRedis, uniqueName, until } from '../harness/index.js';
+import type { ServiceHandle } from '../harness/index.js';
+import { TestClient } from '../harness/client.js';
+import type { Frame } from '../harness/client.js';
+import { ParleyProcess, suiteEnv, token } from '../harness/parley.js';
+
+const RATE = 2;
+const BURST = 10;
+
+describe('rate and connection limits', () => {
+  const services: ServiceHandle[] = [];
+  const procs: ParleyProcess[] = [];
+  const clients: TestClient[] = [];
+  let mongo: MongoClient;
+  let redis: Redis;
+  let env: Record<string, string>;
+  let gwA: ParleyProcess;
+  let gwB: ParleyProcess;
+  let gwIp: ParleyProcess;
+
+  before(async () => {
+    const [nats, rds, mdb] = await Promise.all([provideNats(), provideRedis(), provideMongo()]);
+    services.push(nats, rds, mdb);
+    env = {
+      ...suiteEnv({ natsUrl: nats.url, redisUrl: rds.url, mongoUrl: mdb.url }, uniqueName('limits')),
+      PARLEY_RATE_SEND_USER: String(RATE),
+      PARLEY_RATE_SEND_USER_BURST: String(BURST),
+      PARLEY_MAX_BODY_BYTES: '1000',
+      PARLEY_RATE_SEND_BYTES_USER: '100',
+      PARLEY_RATE_SEND_BYTES_USER_BURST: '2000',
+      PARLEY_RATE_MAX_VIOLATIONS: '25',
+      PARLEY_RATE_CONNECT_USER: '0.05',
+      PARLEY_RATE_CONNECT_USER_BURST: '6',
+      PARLEY_MAX_CONNECTIONS_PER_USER: '3',
+    };
+    // A gateway with a Redis prefix of its own, so its per-address limit counts only its own connections.
+    const ipEnv = { ...env, PARLEY_REDIS_PREFIX: `${env.PARLEY_REDIS_PREFIX}ip:`, PARLEY_MAX_CONNECTIONS_PER_IP: '2' };
+    const started = await Promise.all([
+      ParleyProcess.start('chat', env), ParleyProcess.start('gateway', env), ParleyProcess.start('gateway', env),
+      ParleyProcess.start('gateway', ipEnv),
+    ]);
+    procs.push(...started);
+    [, gwA, gwB, gwIp] = started as [ParleyProcess, ParleyProcess, ParleyProcess, ParleyProcess];
+    mongo = await new MongoClient(mdb.url).connect();
+    redis = new Redis(rds.url);
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(procs.map((p) => p.stop()));
+    await mongo?.close();
+    redis?.disconnect();
+    await Promise.all(services.map((s) => s.close()));
+  });
+
+  const connect = async (gw: ParleyProcess, user: string): Promise<TestClient> => {
+    const c = await TestClient.connect(gw.url, token(user), user);
+    clients.push(c);
+    return c;
+  };
+  const messages = () => mongo.db(env.PARLEY_MONGO_DB).collection('messages');
+
+  it('a user on two gateways shares one budget: the burst, then the rate; limited sends are not stored nor broadcast', async () => {
+    const room = 'shared';
+    const r1 = await connect(gwA, 'rhea');
+    const r2 = await connect(gwB, 'rhea');
+    const watcher = await connect(gwB, 'vic');
+    for (const c of [r1, r2, watcher]) assert.equal((await c.join(room)).type, 'joined');
+
+    // Interleaved, without waiting for replies in between.
+    const started = Date.now();
+    for (let i = 0; i < 15; i++) {
+      r1.send({ type: 'send', room, id: `a${i}`, body: `a${i}` });
+      r2.send({ type: 'send', room, id: `b${i}`, body: `b${i}` });
+    }
+    const replyOf = (c: TestClient, id: string): Frame | undefined =>
+      c.frames.find((f) => (f.type === 'ack' && f.id === id) || (f.type === 'error' && f.ref === id));
+    const ids = Array.from({ length: 15 }, (_, i) => i);
+    await until(() => ids.every((i) => replyOf(r1, `a${i}`) && replyOf(r2, `b${i}`)), { message: 'a reply to every send' });
+    const elapsedSec = (Date.now() - started) / 1000;
+    const re1 = ids.map((i) => replyOf(r1, `a${i}`)!);
+    const re2 = ids.map((i) => replyOf(r2, `b${i}`)!);
+    const replies = [...re1, ...re2];
+    const accepted = replies.filter((f) => f.type === 'ack');
+    const limited = replies.filter((f) => f.type === 'error');
+    for (const f of limited) {
+      assert.equal(f.code, 'RATE_LIMITED');
+      assert.ok(typeof f.retryAfterMs === 'number' && f.retryAfterMs > 0, JSON.stringify(f));
+    }
+    // One budget for both gateways: the burst plus what the rate refilled while sending, never twice the burst.
+    const allowed = BURST + Math.floor(RATE * elapsedSec) + 1;
+    assert.ok(accepted.length >= BURST, `at least the burst passes: ${accepted.length}`);
+    assert.ok(accepted.length <= allowed, `${accepted.length} accepted in ${elapsedSec}s, at most ${allowed}`);
+    // Budgets per gateway would let each gateway accept its own burst: at least 2 * BURST in all.
+    assert.ok(allowed < 2 * BURST, 'the test sends fast enough to tell one budget from two');
+
+    const acceptedIds = new Set(accepted.map((f) => f.id as string));
+    const limitedIds = limited.map((f) => `rhea:${f.ref as string}`);
+    await until(async () => (await messages().countDocuments({ room })) === accepted.length, { message: 'accepted stored' });
+    assert.equal(await messages().countDocuments({ _id: { $in: limitedIds as never[] } }), 0, 'limited sends not stored');
+    const mark = await watcher.sendMessage(room, 'marker', 'after');
+    await watcher.waitFor((f) => f.type === 'message' && f.seq === mark.seq);
+    const seen = watcher.messages(room).filter((m) => m.from === 'rhea').map((m) => m.id);
+    assert.deepEqual(new Set(seen), acceptedIds, 'exactly the accepted sends were broadcast');
+    assert.equal(seen.length, acceptedIds.size);
+  });
+
+  it('the byte budget refuses a message that would exceed it, with a retryAfterMs', async () => {
+    const room = 'bytes';
+    const c = await connect(gwA, 'bea');
+    await c.join(room);
+    const body = 'x'.repeat(1000);
+    assert.equal((await c.sendMessage(room, 'k1', body)).type, 'ack');
+    assert.equal((await c.sendMessage(room, 'k2', body)).type, 'ack');
+    const third = await c.sendMessage(room, 'k3', body);
+    assert.equal(third.code, 'RATE_LIMITED');
+    assert.ok((third.retryAfterMs as number) > 1000, `1000 bytes at 100 B/s: ${String(third.retryAfterMs)} ms`);
+    assert.equal((await c.sendMessage(room, 'k4', 'tiny')).type, 'ack', 'a small message still fits');
+  });
+
+  it('a client that keeps flooding is closed with 4008', async () => {
+    const room = 'flood';
+    const c = await connect(gwB, 'flo');
+    await c.join(room);
+    for (let i = 0; i < 80; i++) c.send({ type: 'send', room, id: `f${i}`, body: 'spam' });
+    const closed = await c.closed;
+    assert.equal(closed.code, 4008);
+    assert.match(closed.reason, /rate limit/);
+    assert.ok(c.errors().filter((f) => f.code === 'RATE_LIMITED').length >= 25);
+  });
+
+  it('connection attempts per user are limited (burst, then 4008)', async () => {
+    for (let i = 0; i < 6; i++) {
+      const c = await connect(i % 2 ? gwA : gwB, 'cora');
+      await until(async () => (await redis.scard(`${env.PARLEY_REDIS_PREFIX}user:cora:sessions`)) === 1, { message: 'admitted' });
+      await c.close();
+      await until(async () => (await redis.scard(`${env.PARLEY_REDIS_PREFIX}user:cora:sessions`)) === 0, { message: 'removed' });
+    }
+    const refused = await connect(gwA, 'cora');
+    const closed = await refused.closed;
+    assert.equal(closed.code, 4008);
+    assert.match(closed.reason, /too many connection attempts/);
+  });
+
+  it('connections per address are limited cluster-wide with 4008', async () => {
+    const key = `${env.PARLEY_REDIS_PREFIX}ip:ip:127.0.0.1:sessions`;
+    await connect(gwIp, 'ian');
+    await connect(gwIp, 'ida');
+    await until(async () => (await redis.scard(key)) === 2, { message: 'two sessions from 127.0.0.1' });
+    const third = await connect(gwIp, 'ivy');
+    const closed = await third.closed;
+    assert.equal(closed.code, 4008);
+    assert.match(closed.reason, /too many connections from this address/);
+  });
+});
+
+describe('limits and sessions while Redis is unreachable', () => {
+  const services: ServiceHandle[] = [];
+  const clients: TestClient[] = [];
+  let gw: ParleyProcess | undefined;
+  let redisSvc: ServiceHandle;
+  let redis: Redis;
+  let env: Record<string, string>;
+
+  before(async () => {
+    let nats: ServiceHandle;
+    let mdb: ServiceHandle;
+    // A Redis of this suite's own: the test stops it.
+    [nats, redisSvc, mdb] = await Promise.all([provideNats(), provideRedis({ dedicated: true }), provideMongo()]);
+    services.push(nats, redisSvc, mdb);
+    env = {
+      ...suiteEnv({ natsUrl: nats.url, redisUrl: redisSvc.url, mongoUrl: mdb.url }, uniqueName('rlfail')),
+      PARLEY_RATE_SEND_USER: '1',
+      PARLEY_RATE_SEND_USER_BURST: '5',
+      PARLEY_GATEWAY_TTL_MS: '1500',
+    };
+    gw = await ParleyProcess.start('gateway', env);
+    redis = new Redis(redisSvc.url, { lazyConnect: true });
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await gw?.stop();
+    redis?.disconnect();
+    await Promise.all(services.map((s) => s.close()));
+  });
+
+  it('fails open to per-gateway limits, never crashes, and re-registers sessions when Redis is back', async () => {
+    const c = await TestClient.connect(gw!.url, token('olga'), 'olga');
+    clients.push(c);
+    await c.join('outage');
+    await redisSvc.stop();
+    try {
+      const replies = [];
+      for (let i = 0; i < 8; i++) replies.push(await c.sendMessage('outage', `o${i}`, 'hi'));
+      const acked = replies.filter((f) => f.type === 'ack').length;
+      assert.equal(acked, 5, `the local fallback applies the configured burst: ${JSON.stringify(replies.map((f) => f.type))}`);
+      assert.ok(replies.slice(5).every((f) => f.code === 'RATE_LIMITED'));
+      const late = await TestClient.connect(gw!.url, token('otto'), 'otto');
+      clients.push(late);
+      assert.equal((await fetch(`${gw!.http}/healthz`)).status, 200);
+      assert.ok(gw!.running, 'the gateway is still up');
+    } finally {
+      await redisSvc.start();
+    }
+    await redis.connect();
+    const p = env.PARLEY_REDIS_PREFIX!;
+    await until(async () => (await redis.scard(`${p}user:olga:sessions`)) === 1 && (await redis.scard(`${p}user:otto:sessions`)) === 1,
+      { timeout: 15_000, message: 'sessions registered again after Redis came back' });
+    assert.equal(await redis.hget(`${p}room:outage:online`, 'olga'), '1', 'and the room membership');
+  });
+});

@@ -1,0 +1,116 @@
+// Recovery beyond what the stream still holds (read from MongoDB), and replay of a large backlog to a reader that
+// does not read: bounded by backpressure, and nobody else waits for it.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
+import { Suite, ids } from '../harness/suite.js';
+import type { TestClient } from '../harness/client.js';
+import type { ParleyProcess } from '../harness/parley.js';
+
+describe('retention and slow readers', () => {
+  let suite: Suite;
+  let gw: ParleyProcess;
+
+  before(async () => {
+    suite = await Suite.open('retain', {
+      env: {
+        // The stream keeps only the newest 200 events; MongoDB keeps everything. (Limits also drop events not yet
+        // consumed, so tests send in chunks the chat service keeps up with.)
+        PARLEY_STREAM_MAX_MSGS: '200',
+        PARLEY_MAX_INFLIGHT: '1000',
+        PARLEY_MAX_BACKPRESSURE_BYTES: String(64 * 1024),
+        PARLEY_MAX_BODY_BYTES: String(64 * 1024),
+        PARLEY_MAX_FRAME_BYTES: String(70 * 1024),
+      },
+    });
+    gw = await suite.start('all');
+  });
+  after(() => suite.close());
+
+  const connect = (user: string): Promise<TestClient> => suite.connect(gw, user);
+  const stored = (room: string) => suite.messages().countDocuments({ room });
+
+  it('since older than the stream holds: the rest comes from MongoDB, complete and in order', async () => {
+    const room = 'old';
+    const w = await connect('w');
+    const start = await w.join(room);
+    const acks = [];
+    for (let chunk = 0; chunk < 4; chunk++) {
+      acks.push(...await w.sendAll(room, ids(`o${chunk}-`, 100)));
+      await until(async () => (await stored(room)) === 100 * (chunk + 1), { message: 'chunk stored' });
+    }
+    const since = acks[9]!.seq as number; // the stream no longer holds the first 200 of these
+    const r = await connect('r');
+    const j = await r.join(room, since);
+    assert.equal(j.recovered, true);
+    const got = r.messages(room);
+    assert.deepEqual(got.map((m) => m.seq), acks.slice(10).map((a) => a.seq as number));
+    assert.equal(got[0]!.prev, since);
+    void start;
+  });
+
+  it('a reader that stops reading gets a bounded replay and stalls no one; once it reads again it gets everything', async () => {
+    const room = 'backlog';
+    const w = await connect('bw');
+    await w.join(room);
+    const body = 'x'.repeat(1500);
+    const acks = [];
+    for (let chunk = 0; chunk < 6; chunk++) {
+      acks.push(...await w.sendAll(room, ids(`b${chunk}-`, 100), () => body));
+      await until(async () => (await stored(room)) === 100 * (chunk + 1), { message: 'chunk stored' });
+    }
+    assert.ok(acks.every((a) => a.type === 'ack'));
+
+    const slow = await connect('slow');
+    const sock = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    sock.pause(); // stops reading: the gateway's send buffer fills, and the replay must wait for it to drain
+    slow.send({ type: 'join', room, since: 0 });
+
+    // Meanwhile the gateway serves everyone else normally.
+    const a = await connect('fast-a');
+    const b = await connect('fast-b');
+    await a.join('other');
+    await b.join('other');
+    const live = await a.sendAll('other', ids('f', 50));
+    await until(() => b.messages('other').length === 50, { message: 'others unaffected' });
+    assert.ok(live.every((x) => x.type === 'ack'));
+
+    sock.resume();
+    const joined = await slow.waitFor((f) => f.type === 'joined' && f.room === room, { timeout: 30_000 });
+    assert.equal(joined.recovered, true);
+    assert.equal(joined.replayed, 600);
+    assert.deepEqual(slow.messages(room).map((m) => m.seq), acks.map((x) => x.seq as number));
+  });
+
+  it('a live reader too far behind is disconnected (1006), never silently skipped, and recovers the rest with since', async () => {
+    const room = 'firehose';
+    const w = await connect('fw');
+    await w.join(room);
+    const lag = await connect('lag');
+    await lag.join(room);
+    const sock = (lag.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    sock.pause();
+    const acks = [];
+    // ~14 MB: more than loopback socket buffers (several MB each way) and PARLEY_MAX_BACKPRESSURE_BYTES together.
+    const big = 'z'.repeat(60_000);
+    for (let chunk = 0; chunk < 4; chunk++) {
+      acks.push(...await w.sendAll(room, ids(`h${chunk}-`, 60), () => big));
+      await until(async () => (await stored(room)) === 60 * (chunk + 1), { message: 'chunk stored' });
+    }
+    await until(() => w.messages(room).length === 240, { timeout: 20_000, message: 'the writer itself keeps up' });
+    let closed: { code: number } | undefined;
+    void lag.closed.then((c) => { closed = c; });
+    sock.resume();
+    await until(() => closed !== undefined, { timeout: 20_000, message: 'the lagging reader to be cut off' });
+    assert.equal(closed!.code, 1006);
+    const got = lag.messages(room);
+    assert.ok(got.length < 240, 'it was cut off');
+    for (let i = 1; i < got.length; i++) assert.equal(got[i]!.prev, got[i - 1]!.seq, 'what it did get has no hole');
+
+    const back = await connect('lag');
+    const last = got.length > 0 ? got[got.length - 1]!.seq : (acks[0]!.seq as number) - 1;
+    const j = await back.join(room, last);
+    assert.equal(j.recovered, true);
+    assert.deepEqual([...got, ...back.messages(room)].map((m) => m.seq), acks.map((a) => a.seq as number));
+  });
+});

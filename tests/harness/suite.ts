@@ -1,0 +1,65 @@
+// One e2e suite's world: its own servers (or shared ones with its own stream, prefix and database), the Parley
+// processes it starts, the clients it connects, and one close() that releases all of it.
+import { MongoClient } from 'mongodb';
+import type { Collection, Document } from 'mongodb';
+import { TestClient } from './client.js';
+import { ParleyProcess, suiteEnv, token } from './parley.js';
+import { provideMongo, provideNats, provideRedis } from './services.js';
+import type { ServiceHandle } from './services.js';
+import { uniqueName } from './wait.js';
+
+export interface SuiteOptions {
+  /** A NATS server of the suite's own, which it may stop or kill. */
+  dedicatedNats?: boolean;
+  /** Extra environment for every Parley process of the suite. */
+  env?: Record<string, string>;
+}
+
+export class Suite {
+  private readonly procs: ParleyProcess[] = [];
+  private readonly clients: TestClient[] = [];
+
+  private constructor(
+    readonly env: Record<string, string>,
+    readonly nats: ServiceHandle,
+    readonly redis: ServiceHandle,
+    readonly mongoServer: ServiceHandle,
+    readonly mongo: MongoClient,
+  ) {}
+
+  static async open(prefix: string, opts: SuiteOptions = {}): Promise<Suite> {
+    const [nats, redis, mdb] = await Promise.all([provideNats({ dedicated: opts.dedicatedNats ?? false }), provideRedis(), provideMongo()]);
+    const env = { ...suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName(prefix)), ...(opts.env ?? {}) };
+    const mongo = await new MongoClient(mdb.url).connect();
+    return new Suite(env, nats, redis, mdb, mongo);
+  }
+
+  /** Starts a Parley process with the suite's environment (plus `extra`); closed with the suite. */
+  async start(command: 'gateway' | 'chat' | 'presence' | 'all', extra: Record<string, string> = {}): Promise<ParleyProcess> {
+    const p = await ParleyProcess.start(command, { ...this.env, ...extra });
+    this.procs.push(p);
+    return p;
+  }
+
+  async connect(gw: ParleyProcess, user: string, tok = token(user)): Promise<TestClient> {
+    const c = await TestClient.connect(gw.url, tok, user);
+    this.clients.push(c);
+    return c;
+  }
+
+  messages(): Collection<Document> {
+    return this.mongo.db(this.env.PARLEY_MONGO_DB).collection('messages');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.close()));
+    await Promise.all(this.procs.map((p) => p.stop()));
+    await this.mongo.close();
+    await Promise.all([this.nats, this.redis, this.mongoServer].map((s) => s.close()));
+  }
+}
+
+/** `n` distinct client message ids. */
+export function ids(prefix: string, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+}
