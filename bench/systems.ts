@@ -63,7 +63,7 @@ async function stopAll(procs: Proc[]): Promise<void> {
 export async function startParley(ctx: BenchContext, tag: string, gateways = 2): Promise<Deployment> {
   const names = { PARLEY_STREAM: `BENCH_${tag}`, PARLEY_SUBJECT_ROOT: `bench_${tag}`, PARLEY_REDIS_PREFIX: `bench:${tag}:`, PARLEY_MONGO_DB: `bench_${tag}` };
   const env = {
-    ...baseEnv(), ...ctx.stack, ...names, JWT_SECRET: ctx.secret, LOG_LEVEL: 'info', PARLEY_HOST: '127.0.0.1',
+    ...baseEnv(), ...ctx.stack, ...names, JWT_SECRET: ctx.secret, LOG_LEVEL: 'info', PARLEY_HOST: '127.0.0.1', PARLEY_METRICS_PORT: '0',
     // JetStream reserves a stream's max_bytes up front: the 10 GiB default would exhaust the store after a few runs.
     PARLEY_STREAM_MAX_BYTES: String(1024 ** 3),
     // The bench measures the message path at rates far above one user's fair share: rate and connection limits off.

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../lib/config/index.js';
 import type { Config } from '../lib/config/index.js';
 import { mintToken } from '../lib/auth/index.js';
-import { createLogger, createMetrics } from '../lib/observability/index.js';
+import { createLogger, createMetrics, startOpsServer } from '../lib/observability/index.js';
 import type { Logger } from '../lib/observability/index.js';
 import { readStackEnv, stackCommand, startStack, stackSettings } from '../lib/stack/index.js';
 import { runClient } from './client.js';
@@ -101,6 +101,14 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
       closers.push(...base);
       if (command === 'all' || command === 'chat') closers.push(...(await runChat(cfg, log, metrics, shared)));
       if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
+      if (command === 'chat') {
+        const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => shared.nats.connected(), log);
+        closers.push({ name: 'ops', close: () => ops.close() });
+      }
+    }
+    if (command === 'presence') {
+      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => true, log);
+      closers.push({ name: 'ops', close: () => ops.close() });
     }
   } catch (err) {
     log.fatal({ err }, 'start-up failed');

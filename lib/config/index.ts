@@ -96,6 +96,8 @@ export interface RateLimitConfig {
 export interface Config {
   port: number;
   host: string;
+  /** /metrics, /healthz, /readyz of `parley chat` and `parley presence` (gateways serve them on `port`). */
+  metricsPort: number;
   natsUrl: string;
   redisUrl: string;
   mongoUrl: string;
@@ -158,6 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
   const cfg: Config = {
     port: r.int('PORT', 8080, 0, 65535),
     host: r.str('PARLEY_HOST', '0.0.0.0'),
+    metricsPort: r.int('PARLEY_METRICS_PORT', 9464, 0, 65535),
     natsUrl: r.url('NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
     redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     mongoUrl: r.url('MONGO_URL', 'mongodb://127.0.0.1:27017', ['mongodb:', 'mongodb+srv:']),

@@ -11,10 +11,11 @@ describe('fan-out across two gateways', () => {
   let suite: Suite;
   let gw1: ParleyProcess;
   let gw2: ParleyProcess;
+  let chat: ParleyProcess;
 
   before(async () => {
     suite = await Suite.open('fanout');
-    await suite.start('chat');
+    chat = await suite.start('chat');
     [gw1, gw2] = await Promise.all([suite.start('gateway'), suite.start('gateway')]);
   });
   after(() => suite.close());
@@ -97,5 +98,16 @@ describe('fan-out across two gateways', () => {
     assert.deepEqual(a.messages(room).map((m) => m.from), ['amy', 'bob']);
     const n = await suite.messages().countDocuments({ room });
     assert.equal(n, 2);
+  });
+
+  it('the chat service and the gateways expose Prometheus metrics and health', async () => {
+    const chatMetrics = await (await fetch(`http://127.0.0.1:${chat.opsPort}/metrics`)).text();
+    const stored = /^messages_persisted_total\{[^}]*result="stored"[^}]*\} (\d+)/m.exec(chatMetrics);
+    assert.ok(stored && Number(stored[1]) > 0, 'chat counts what it stored');
+    assert.equal((await fetch(`http://127.0.0.1:${chat.opsPort}/readyz`)).status, 200);
+    const gwMetrics = await (await fetch(`${gw1.http}/metrics`)).text();
+    for (const name of ['messages_sent_total', 'active_connections_total', 'avg_message_latency_ms', 'message_latency_seconds_bucket', 'jetstream_publish_seconds_bucket']) {
+      assert.match(gwMetrics, new RegExp(`^${name}`, 'm'), name);
+    }
   });
 });

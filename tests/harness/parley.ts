@@ -26,6 +26,7 @@ export function suiteEnv(urls: SuiteUrls, name = uniqueName('suite')): Record<st
     PARLEY_MONGO_DB: name,
     JWT_SECRET: TEST_JWT_SECRET,
     PARLEY_HOST: '127.0.0.1',
+    PARLEY_METRICS_PORT: '0',
     LOG_LEVEL: 'info',
     // Redelivery after a killed chat service comes after ack_wait; keep fault tests quick.
     PARLEY_CHAT_ACK_WAIT_MS: '3000',
@@ -56,6 +57,8 @@ export class ParleyProcess {
   private exited: Promise<number | null> = Promise.resolve(null);
   /** The port the gateway listens on (fixed after the first start, so clients can reconnect to it). */
   port = 0;
+  /** /metrics, /healthz, /readyz of a chat or presence process. */
+  opsPort = 0;
 
   private constructor(readonly command: Command, private readonly env: Record<string, string>) {}
 
@@ -88,9 +91,12 @@ export class ParleyProcess {
       const onLine = (line: string): void => {
         this.output.push(line);
         if (this.output.length > 200) this.output.shift();
-        if (line.includes('gateway listening')) {
+        if (line.includes('gateway listening') || line.includes('ops endpoint listening')) {
           const rec = JSON.parse(line) as { port?: number };
-          if (typeof rec.port === 'number' && rec.port > 0) this.port = rec.port;
+          if (typeof rec.port === 'number' && rec.port > 0) {
+            if (line.includes('gateway listening')) this.port = rec.port;
+            else this.opsPort = rec.port;
+          }
         }
         if (line.includes(READY_MSG[this.command])) resolve();
       };

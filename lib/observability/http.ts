@@ -1,0 +1,45 @@
+// /metrics, /healthz and /readyz for processes without a gateway (chat, presence), on node:http: they are scraped
+// every few seconds, not a hot path.
+import { createServer } from 'node:http';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+export interface OpsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(host: string, port: number, metrics: Metrics, ready: () => boolean, log: Logger): Promise<OpsServer> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405).end();
+    } else if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (err: unknown) => {
+          log.error({ err }, 'metrics failed');
+          res.writeHead(500).end();
+        },
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else if (path === '/readyz') {
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'not ready' }));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  log.info({ port: bound }, 'ops endpoint listening');
+  return {
+    port: bound,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
