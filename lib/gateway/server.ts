@@ -51,14 +51,14 @@ interface Conn {
   session: string;
   ip: string;
   expiresAt: number | undefined;
-  rooms: Set<RoomId>;
+  /** Joined rooms: an array (at most maxRoomsPerConnection), far smaller than a Set at 100k idle connections. */
+  rooms: RoomId[];
   /** Which rooms the token lets this user join (from its `rooms` claim). */
   access: RoomAccess;
-  /** Resolvers waiting for the send buffer to drain (replay backpressure). */
-  drainWaiters: Array<() => void>;
+  /** Resolvers waiting for the send buffer to drain (replay backpressure); allocated only while a replay waits. */
+  drainWaiters: Array<() => void> | undefined;
   inflight: number;
   closed: boolean;
-  expiryTimer: NodeJS.Timeout | undefined;
   /** User-Agent, bounded; stored with the session. */
   ua: string;
   /** Consecutive rate-limited sends; at cfg.rateLimits.maxViolations the connection is closed with 4008. */
@@ -68,6 +68,12 @@ interface Conn {
 type Ws = WebSocket<Conn>;
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+
+function removeFrom(list: RoomId[], room: RoomId): boolean {
+  const i = list.indexOf(room);
+  if (i >= 0) list.splice(i, 1);
+  return i >= 0;
+}
 
 export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const uws = loadNativeUws();
@@ -116,19 +122,19 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     send(ws, errorFrame(code, message, ref));
   };
 
-  const armExpiry = (ws: Ws, c: Conn): void => {
-    if (c.expiryTimer) clearTimeout(c.expiryTimer);
-    c.expiryTimer = undefined;
-    if (c.expiresAt === undefined) return;
-    const ms = Math.min(Math.max(c.expiresAt - Date.now(), 0), 2 ** 31 - 1);
-    c.expiryTimer = setTimeout(() => {
-      if (!c.closed) ws.end(CLOSE_CODES.TOKEN_EXPIRED.code, 'token expired');
-    }, ms);
-    c.expiryTimer.unref();
-  };
+  // Token expiry: one sweep a second over all sockets instead of a timer per connection (memory at 100k idle
+  // connections). A connection outlives its token by at most a second.
+  const expirySweep = setInterval(() => {
+    const now = Date.now();
+    for (const ws of sockets) {
+      const c = ws.getUserData();
+      if (c.expiresAt !== undefined && c.expiresAt <= now && !c.closed) ws.end(CLOSE_CODES.TOKEN_EXPIRED.code, 'token expired');
+    }
+  }, 1_000);
+  expirySweep.unref();
 
   const onSend = (ws: Ws, c: Conn, f: SendFrame): void => {
-    if (!c.rooms.has(f.room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before sending to it', f.id);
+    if (!c.rooms.includes(f.room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before sending to it', f.id);
     if (c.inflight >= limits.maxInflightPerConnection) {
       return reject(ws, 'RATE_LIMITED', 'too many unacknowledged sends', f.id);
     }
@@ -158,7 +164,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const waitForDrain = (ws: Ws, c: Conn): Promise<void> =>
     ws.getBufferedAmount() < limits.maxBackpressureBytes / 4 || c.closed
       ? Promise.resolve()
-      : new Promise<void>((resolve) => c.drainWaiters.push(resolve));
+      : new Promise<void>((resolve) => (c.drainWaiters ??= []).push(resolve));
 
   /**
    * Joins a room and, with `since`, first replays every message after it. The replay reads the stream (MongoDB for
@@ -169,23 +175,23 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const onJoin = async (ws: Ws, c: Conn, f: JoinFrame): Promise<void> => {
     const { room, since } = f;
     if (!c.access(room)) return reject(ws, 'FORBIDDEN', 'this token may not join this room', room);
-    if (c.rooms.has(room)) return reject(ws, 'BAD_FRAME', 'already joined; leave first to recover again', room);
-    if (c.rooms.size >= limits.maxRoomsPerConnection) {
+    if (c.rooms.includes(room)) return reject(ws, 'BAD_FRAME', 'already joined; leave first to recover again', room);
+    if (c.rooms.length >= limits.maxRoomsPerConnection) {
       return reject(ws, 'RATE_LIMITED', `at most ${limits.maxRoomsPerConnection} rooms per connection`, room);
     }
-    c.rooms.add(room);
+    c.rooms.push(room);
     const abandon = (): void => {
-      if (c.rooms.delete(room)) rooms.leave(room);
+      if (removeFrom(c.rooms, room)) rooms.leave(room);
     };
     let st;
     try {
       st = await rooms.join(room);
     } catch (err) {
       log.warn({ err, room }, 'join failed');
-      c.rooms.delete(room);
+      removeFrom(c.rooms, room);
       return reject(ws, 'UNAVAILABLE', 'could not join the room now; retry', room);
     }
-    if (c.closed || !c.rooms.has(room)) return abandon();
+    if (c.closed || !c.rooms.includes(room)) return abandon();
     // Read before the replay: nothing may be awaited between subscribing and `joined` (live messages would overtake it).
     const online = await d.presence.onlineInRoom(room);
     if (!online.includes(c.user)) online.push(c.user);
@@ -200,11 +206,16 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
         }
         let pos = since;
         let prev = since;
-        const send1 = (m: StoredMessage): void => {
+        // Every replayed message waits until the reader is within a quarter of its send buffer: a replay never
+        // overflows it (which would drop the frame and close the socket) and holds one batch in memory at most.
+        const replay1 = async (m: StoredMessage): Promise<boolean> => {
+          await waitForDrain(ws, c);
+          if (c.closed) return false;
           send(ws, messageFrame(m, prev));
           prev = m.seq;
           pos = m.seq;
           replayed++;
+          return true;
         };
         const backlog = since < st.cursor ? await d.store.countAfter(room, since, cfg.recovery.maxMessages + 1) : 0;
         if (backlog > cfg.recovery.maxMessages) {
@@ -221,14 +232,13 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
           if (upper > pos + 1) {
             const { first } = await d.reader.bounds();
             if (first > pos + 1) {
-              for (const m of await d.store.range(room, pos, Math.min(upper, first), cfg.recovery.maxMessages)) send1(m);
+              for (const m of await d.store.range(room, pos, Math.min(upper, first), cfg.recovery.maxMessages)) {
+                if (!(await replay1(m))) break;
+              }
             }
           }
           for (const m of got) {
-            if (m.seq <= pos) continue;
-            await waitForDrain(ws, c); // never more than a quarter of the send buffer ahead of the reader
-            if (c.closed) break;
-            send1(m);
+            if (m.seq > pos && !(await replay1(m))) break;
           }
           // An empty read means nothing is left up to target; a short one may just be the server's batch limit.
           if (got.length === 0) pos = Math.max(pos, target);
@@ -239,7 +249,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
         return reject(ws, 'UNAVAILABLE', 'could not recover the room now; retry', room);
       }
     }
-    if (c.closed || !c.rooms.has(room)) return abandon();
+    if (c.closed || !c.rooms.includes(room)) return abandon();
     // No await between the last cursor check and here: the topic delivers exactly what follows the cursor.
     ws.subscribe(room);
     d.presence.joined(c.session, room);
@@ -263,7 +273,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   };
 
   const onLeave = (ws: Ws, c: Conn, room: RoomId): void => {
-    if (!c.rooms.delete(room)) return reject(ws, 'UNKNOWN_ROOM', 'not a member of this room', room);
+    if (!removeFrom(c.rooms, room)) return reject(ws, 'UNKNOWN_ROOM', 'not a member of this room', room);
     ws.unsubscribe(room);
     rooms.leave(room);
     d.presence.left(c.session, room);
@@ -280,14 +290,13 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     if (id.user !== c.user) return reject(ws, 'FORBIDDEN', 'a refresh must be for the same user');
     c.expiresAt = id.expiresAt;
     c.access = roomAccess(id.claims);
-    armExpiry(ws, c);
     send(ws, JSON.stringify({ type: 'refreshed', expiresAt: id.expiresAt ?? null }));
   };
 
   // Cluster-wide send budgets (lib/limits): one EVALSHA per send, before onSend, so nothing over budget is published.
   // Sends to a room not joined go straight to onSend, which refuses them without spending budget.
   const limitSend = (ws: Ws, c: Conn, f: SendFrame): void => {
-    if (!c.rooms.has(f.room)) return onSend(ws, c, f);
+    if (!c.rooms.includes(f.room)) return onSend(ws, c, f);
     void d.limiter.admitSend(c.user, c.ip, Buffer.byteLength(f.body, 'utf8')).then((retryAfterMs) => {
       if (c.closed) return;
       if (retryAfterMs === 0) {
@@ -302,7 +311,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
   // Ephemeral: never stored nor in JetStream. Throttled per user and room; extra signals are dropped silently.
   const onTyping = (ws: Ws, c: Conn, room: RoomId): void => {
-    if (!c.rooms.has(room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before typing in it', room);
+    if (!c.rooms.includes(room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before typing in it', room);
     void d.presence.typing(c.user, room).then((frame) => {
       // ws.publish: this gateway's other members of the room, not the sender itself.
       if (frame !== undefined && !c.closed) ws.publish(room, frame, false);
@@ -364,8 +373,8 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
         return;
       }
       const conn: Conn = {
-        user: id.user, session: randomUUID(), ip, expiresAt: id.expiresAt, rooms: new Set(), inflight: 0, closed: false,
-        expiryTimer: undefined, access: roomAccess(id.claims), drainWaiters: [],
+        user: id.user, session: randomUUID(), ip, expiresAt: id.expiresAt, rooms: [], inflight: 0, closed: false,
+        access: roomAccess(id.claims), drainWaiters: undefined,
         ua: req.getHeader('user-agent').slice(0, 256), violations: 0,
       };
       res.upgrade(conn, key, creds.protocol, extensions, context);
@@ -375,7 +384,6 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       const c = ws.getUserData();
       sockets.add(ws);
       metrics.activeConnections.inc();
-      armExpiry(ws, c);
       send(ws, welcomeFrame(c.user, c.session, PROTOCOL_VERSION));
       // Accept, then check the cluster-wide connection limits in the same Redis script that registers the session
       // (atomic, so two gateways cannot both admit the N+1th); a refused one gets a readable 4008 (ADR 0010).
@@ -406,20 +414,23 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
     drain: (ws) => {
       const c = ws.getUserData();
-      if (c.drainWaiters.length > 0 && ws.getBufferedAmount() < limits.maxBackpressureBytes / 4) {
-        for (const w of c.drainWaiters.splice(0)) w();
+      if (c.drainWaiters && ws.getBufferedAmount() < limits.maxBackpressureBytes / 4) {
+        const waiters = c.drainWaiters;
+        c.drainWaiters = undefined;
+        for (const w of waiters) w();
       }
     },
 
     close: (ws, code) => {
       const c = ws.getUserData();
       c.closed = true;
-      for (const w of c.drainWaiters.splice(0)) w();
-      if (c.expiryTimer) clearTimeout(c.expiryTimer);
+      const waiters = c.drainWaiters;
+      c.drainWaiters = undefined;
+      for (const w of waiters ?? []) w();
       sockets.delete(ws);
       metrics.activeConnections.dec();
       for (const room of c.rooms) rooms.leave(room);
-      c.rooms.clear();
+      c.rooms.length = 0;
       d.presence.close(c.session);
       if (log.isLevelEnabled('debug')) log.debug({ user: c.user, session: c.session, code }, 'connection closed');
     },
@@ -464,6 +475,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     async close() {
       // Stop accepting, let in-flight publishes get their acks, then tell clients to reconnect elsewhere.
       draining = true;
+      clearInterval(expirySweep);
       uws.us_listen_socket_close(listenSocket);
       if (inflightTotal > 0) {
         await new Promise<void>((resolve) => {

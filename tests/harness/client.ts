@@ -48,10 +48,10 @@ export class TestClient {
     this.ws.send(data, { binary });
   }
 
-  async join(room: string, since?: number): Promise<Frame> {
+  async join(room: string, since?: number, timeout = 10_000): Promise<Frame> {
     const from = this.frames.length;
     this.send(since === undefined ? { type: 'join', room } : { type: 'join', room, since });
-    return this.waitFor((f) => (f.type === 'joined' || f.type === 'error') && (f.room === room || f.ref === room), { from });
+    return this.waitFor((f) => (f.type === 'joined' || f.type === 'error') && (f.room === room || f.ref === room), { from, timeout });
   }
 
   /** Sends a message and resolves with its `ack` or `error` frame. */
