@@ -161,10 +161,37 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     });
   };
 
-  const waitForDrain = (ws: Ws, c: Conn): Promise<void> =>
-    ws.getBufferedAmount() < limits.maxBackpressureBytes / 4 || c.closed
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => (c.drainWaiters ??= []).push(resolve));
+  // Resolves once the socket's send buffer is below a quarter of its limit (or it closed). The `drain` event is the
+  // fast path; a slow re-check backs it up, because a replay waiting for an event that never comes would hang the
+  // join forever (seen under load with a reader that paused and resumed).
+  const lowWater = limits.maxBackpressureBytes / 4;
+  const waitForDrain = (ws: Ws, c: Conn): Promise<void> => {
+    if (c.closed || ws.getBufferedAmount() < lowWater) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let last = -1;
+      let still = 0;
+      const poll = setInterval(() => {
+        if (c.closed) return done();
+        const buffered = ws.getBufferedAmount();
+        if (buffered < lowWater) return done();
+        // uWS can leave backpressure queued without waiting for the socket to become writable again (seen with sends
+        // made outside its callbacks, after an await): the reader drained everything, yet the buffer never moved. Any
+        // write makes uWS flush its queue first; a ping is one the application never sees.
+        still = buffered === last ? still + 1 : 0;
+        last = buffered;
+        if (still >= 8) {
+          still = 0;
+          if (log.isLevelEnabled('debug')) log.debug({ buffered, user: c.user }, 'nudging a stalled send buffer');
+          ws.cork(() => ws.ping());
+        }
+      }, 25);
+      const done = (): void => {
+        clearInterval(poll);
+        resolve();
+      };
+      (c.drainWaiters ??= []).push(done);
+    });
+  };
 
   /**
    * Joins a room and, with `since`, first replays every message after it. The replay reads the stream (MongoDB for
@@ -217,7 +244,10 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
           replayed++;
           return true;
         };
-        const backlog = since < st.cursor ? await d.store.countAfter(room, since, cfg.recovery.maxMessages + 1) : 0;
+        // Seqs are dense across the stream, so a seq gap within the limit bounds the backlog without a count query.
+        const backlog = st.cursor - since > cfg.recovery.maxMessages
+          ? await d.store.countAfter(room, since, cfg.recovery.maxMessages + 1)
+          : 0;
         if (backlog > cfg.recovery.maxMessages) {
           recovered = false; // too far behind: no replay; the client pages `history` back from `joined.seq`
           pos = st.cursor;
@@ -414,7 +444,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
     drain: (ws) => {
       const c = ws.getUserData();
-      if (c.drainWaiters && ws.getBufferedAmount() < limits.maxBackpressureBytes / 4) {
+      if (c.drainWaiters && ws.getBufferedAmount() < lowWater) {
         const waiters = c.drainWaiters;
         c.drainWaiters = undefined;
         for (const w of waiters) w();

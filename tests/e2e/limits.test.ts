@@ -4,21 +4,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
-import { provideMongo, provideNats, provideRedis, uniqueName, until } from '../harness/index.js';
-import type { ServiceHandle } from '../harness/index.js';
+import { until } from '../harness/index.js';
+import { Suite } from '../harness/suite.js';
 import { TestClient } from '../harness/client.js';
 import type { Frame } from '../harness/client.js';
-import { ParleyProcess, suiteEnv, token } from '../harness/parley.js';
+import type { ParleyProcess } from '../harness/parley.js';
 
 const RATE = 2;
 const BURST = 10;
 
 describe('rate and connection limits', () => {
-  const services: ServiceHandle[] = [];
-  const procs: ParleyProcess[] = [];
-  const clients: TestClient[] = [];
-  let mongo: MongoClient;
+  let suite: Suite;
   let redis: Redis;
   let env: Record<string, string>;
   let gwA: ParleyProcess;
@@ -26,46 +22,29 @@ describe('rate and connection limits', () => {
   let gwIp: ParleyProcess;
 
   before(async () => {
-    const [nats, rds, mdb] = await Promise.all([provideNats(), provideRedis(), provideMongo()]);
-    services.push(nats, rds, mdb);
-    env = {
-      ...suiteEnv({ natsUrl: nats.url, redisUrl: rds.url, mongoUrl: mdb.url }, uniqueName('limits')),
-      PARLEY_RATE_SEND_USER: String(RATE),
-      PARLEY_RATE_SEND_USER_BURST: String(BURST),
-      PARLEY_MAX_BODY_BYTES: '1000',
-      PARLEY_RATE_SEND_BYTES_USER: '100',
-      PARLEY_RATE_SEND_BYTES_USER_BURST: '2000',
-      PARLEY_RATE_MAX_VIOLATIONS: '25',
-      PARLEY_RATE_CONNECT_USER: '0.05',
-      PARLEY_RATE_CONNECT_USER_BURST: '6',
-      PARLEY_MAX_CONNECTIONS_PER_USER: '3',
-    };
+    suite = await Suite.open('limits', {
+      env: {
+          PARLEY_RATE_SEND_USER: String(RATE),
+          PARLEY_RATE_SEND_USER_BURST: String(BURST),
+          PARLEY_MAX_BODY_BYTES: '1000',
+          PARLEY_RATE_SEND_BYTES_USER: '100',
+          PARLEY_RATE_SEND_BYTES_USER_BURST: '2000',
+          PARLEY_RATE_MAX_VIOLATIONS: '25',
+          PARLEY_RATE_CONNECT_USER: '0.05',
+          PARLEY_RATE_CONNECT_USER_BURST: '6',
+          PARLEY_MAX_CONNECTIONS_PER_USER: '3',
+      },
+    });
+    env = suite.env;
     // A gateway with a Redis prefix of its own, so its per-address limit counts only its own connections.
-    const ipEnv = { ...env, PARLEY_REDIS_PREFIX: `${env.PARLEY_REDIS_PREFIX}ip:`, PARLEY_MAX_CONNECTIONS_PER_IP: '2' };
-    const started = await Promise.all([
-      ParleyProcess.start('chat', env), ParleyProcess.start('gateway', env), ParleyProcess.start('gateway', env),
-      ParleyProcess.start('gateway', ipEnv),
-    ]);
-    procs.push(...started);
-    [, gwA, gwB, gwIp] = started as [ParleyProcess, ParleyProcess, ParleyProcess, ParleyProcess];
-    mongo = await new MongoClient(mdb.url).connect();
-    redis = new Redis(rds.url);
+    const ipEnv = { PARLEY_REDIS_PREFIX: `${env.PARLEY_REDIS_PREFIX}ip:`, PARLEY_MAX_CONNECTIONS_PER_IP: '2' };
+    [, gwA, gwB, gwIp] = await Promise.all([suite.start('chat'), suite.start('gateway'), suite.start('gateway'), suite.start('gateway', ipEnv)]);
+    redis = suite.redisClient();
   });
+  after(() => suite.close());
 
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.stop()));
-    await mongo?.close();
-    redis?.disconnect();
-    await Promise.all(services.map((s) => s.close()));
-  });
-
-  const connect = async (gw: ParleyProcess, user: string): Promise<TestClient> => {
-    const c = await TestClient.connect(gw.url, token(user), user);
-    clients.push(c);
-    return c;
-  };
-  const messages = () => mongo.db(env.PARLEY_MONGO_DB).collection('messages');
+  const connect = (gw: ParleyProcess, user: string): Promise<TestClient> => suite.connect(gw, user);
+  const messages = () => suite.messages();
 
   it('a user on two gateways shares one budget: the burst, then the rate; limited sends are not stored nor broadcast', async () => {
     const room = 'shared';
@@ -162,56 +141,39 @@ describe('rate and connection limits', () => {
 });
 
 describe('limits and sessions while Redis is unreachable', () => {
-  const services: ServiceHandle[] = [];
-  const clients: TestClient[] = [];
-  let gw: ParleyProcess | undefined;
-  let redisSvc: ServiceHandle;
+  let suite: Suite;
+  let gw: ParleyProcess;
   let redis: Redis;
-  let env: Record<string, string>;
 
   before(async () => {
-    let nats: ServiceHandle;
-    let mdb: ServiceHandle;
     // A Redis of this suite's own: the test stops it.
-    [nats, redisSvc, mdb] = await Promise.all([provideNats(), provideRedis({ dedicated: true }), provideMongo()]);
-    services.push(nats, redisSvc, mdb);
-    env = {
-      ...suiteEnv({ natsUrl: nats.url, redisUrl: redisSvc.url, mongoUrl: mdb.url }, uniqueName('rlfail')),
-      PARLEY_RATE_SEND_USER: '1',
-      PARLEY_RATE_SEND_USER_BURST: '5',
-      PARLEY_GATEWAY_TTL_MS: '1500',
-    };
-    gw = await ParleyProcess.start('gateway', env);
-    redis = new Redis(redisSvc.url, { lazyConnect: true });
+    suite = await Suite.open('rlfail', {
+      dedicatedRedis: true,
+      env: { PARLEY_RATE_SEND_USER: '1', PARLEY_RATE_SEND_USER_BURST: '5', PARLEY_GATEWAY_TTL_MS: '1500' },
+    });
+    gw = await suite.start('gateway');
+    redis = suite.redisClient();
   });
-
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await gw?.stop();
-    redis?.disconnect();
-    await Promise.all(services.map((s) => s.close()));
-  });
+  after(() => suite.close());
 
   it('fails open to per-gateway limits, never crashes, and re-registers sessions when Redis is back', async () => {
-    const c = await TestClient.connect(gw!.url, token('olga'), 'olga');
-    clients.push(c);
+    const c = await suite.connect(gw, 'olga');
     await c.join('outage');
-    await redisSvc.stop();
+    await suite.redis.stop();
     try {
       const replies = [];
       for (let i = 0; i < 8; i++) replies.push(await c.sendMessage('outage', `o${i}`, 'hi'));
       const acked = replies.filter((f) => f.type === 'ack').length;
       assert.equal(acked, 5, `the local fallback applies the configured burst: ${JSON.stringify(replies.map((f) => f.type))}`);
       assert.ok(replies.slice(5).every((f) => f.code === 'RATE_LIMITED'));
-      const late = await TestClient.connect(gw!.url, token('otto'), 'otto');
-      clients.push(late);
-      assert.equal((await fetch(`${gw!.http}/healthz`)).status, 200);
-      assert.ok(gw!.running, 'the gateway is still up');
+      await suite.connect(gw, 'otto');
+      assert.equal((await fetch(`${gw.http}/healthz`)).status, 200);
+      assert.ok(gw.running, 'the gateway is still up');
     } finally {
-      await redisSvc.start();
+      await suite.redis.start();
     }
     await redis.connect();
-    const p = env.PARLEY_REDIS_PREFIX!;
+    const p = suite.env.PARLEY_REDIS_PREFIX!;
     await until(async () => (await redis.scard(`${p}user:olga:sessions`)) === 1 && (await redis.scard(`${p}user:otto:sessions`)) === 1,
       { timeout: 15_000, message: 'sessions registered again after Redis came back' });
     assert.equal(await redis.hget(`${p}room:outage:online`, 'olga'), '1', 'and the room membership');

@@ -4,22 +4,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
-import { provideMongo, provideNats, provideRedis, uniqueName, until } from '../harness/index.js';
-import type { ServiceHandle } from '../harness/index.js';
+import { uniqueName, until } from '../harness/index.js';
+import { Suite } from '../harness/suite.js';
 import { TestClient } from '../harness/client.js';
 import type { Frame } from '../harness/client.js';
-import { ParleyProcess, suiteEnv, token } from '../harness/parley.js';
+import type { ParleyProcess } from '../harness/parley.js';
 
 const GATEWAY_TTL_MS = 1500;
 const GRACE_MS = 800;
 const TICK_MS = 100;
 
 describe('sessions and presence across gateways', () => {
-  const services: ServiceHandle[] = [];
-  const procs: ParleyProcess[] = [];
-  const clients: TestClient[] = [];
-  let mongo: MongoClient;
+  let suite: Suite;
   let redis: Redis;
   let env: Record<string, string>;
   let prefix: string;
@@ -28,41 +24,24 @@ describe('sessions and presence across gateways', () => {
   let gw3: ParleyProcess;
 
   before(async () => {
-    const [nats, rds, mdb] = await Promise.all([provideNats(), provideRedis(), provideMongo()]);
-    services.push(nats, rds, mdb);
-    env = {
-      ...suiteEnv({ natsUrl: nats.url, redisUrl: rds.url, mongoUrl: mdb.url }, uniqueName('presence')),
-      PARLEY_GATEWAY_TTL_MS: String(GATEWAY_TTL_MS),
-      PARLEY_PRESENCE_GRACE_MS: String(GRACE_MS),
-      PARLEY_PRESENCE_TICK_MS: String(TICK_MS),
-      PARLEY_MAX_CONNECTIONS_PER_USER: '2',
-    };
+    suite = await Suite.open('presence', {
+      env: {
+        PARLEY_GATEWAY_TTL_MS: String(GATEWAY_TTL_MS),
+        PARLEY_PRESENCE_GRACE_MS: String(GRACE_MS),
+        PARLEY_PRESENCE_TICK_MS: String(TICK_MS),
+        PARLEY_MAX_CONNECTIONS_PER_USER: '2',
+      },
+    });
+    env = suite.env;
     prefix = env.PARLEY_REDIS_PREFIX!;
     // Three presence instances side by side: every test below also checks that no event is doubled.
-    const started = await Promise.all([
-      ParleyProcess.start('chat', env),
-      ParleyProcess.start('presence', env), ParleyProcess.start('presence', env), ParleyProcess.start('presence', env),
-      ParleyProcess.start('gateway', env), ParleyProcess.start('gateway', env), ParleyProcess.start('gateway', env),
-    ]);
-    procs.push(...started);
-    [gw1, gw2, gw3] = started.slice(4) as [ParleyProcess, ParleyProcess, ParleyProcess];
-    mongo = await new MongoClient(mdb.url).connect();
-    redis = new Redis(rds.url);
+    [gw1, gw2, gw3] = await Promise.all([suite.start('gateway'), suite.start('gateway'), suite.start('gateway'),
+      suite.start('chat'), suite.start('presence'), suite.start('presence'), suite.start('presence')]);
+    redis = suite.redisClient();
   });
+  after(() => suite.close());
 
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.stop()));
-    await mongo?.close();
-    redis?.disconnect();
-    await Promise.all(services.map((s) => s.close()));
-  });
-
-  const connect = async (gw: ParleyProcess, user: string): Promise<TestClient> => {
-    const c = await TestClient.connect(gw.url, token(user), user);
-    clients.push(c);
-    return c;
-  };
+  const connect = (gw: ParleyProcess, user: string): Promise<TestClient> => suite.connect(gw, user);
   const presenceOf = (c: TestClient, room: string, user: string): string[] =>
     c.frames.filter((f) => f.type === 'presence' && f.room === room && f.user === user).map((f) => f.status as string);
   /** Everything published on `presence` before a later event has been relayed by the time that event arrives. */
@@ -186,7 +165,7 @@ describe('sessions and presence across gateways', () => {
     assert.equal(err.ref, room);
 
     assert.equal(far.messages(room).length, 0);
-    assert.equal(await mongo.db(env.PARLEY_MONGO_DB).collection('messages').countDocuments({ room }), 0, 'nothing stored');
+    assert.equal(await suite.messages().countDocuments({ room }), 0, 'nothing stored');
   });
 
   it('a connection over the per-user limit is closed with 4008; closing one frees a slot cluster-wide', async () => {

@@ -63,8 +63,10 @@ describe('retention and slow readers', () => {
     assert.ok(acks.every((a) => a.type === 'ack'));
 
     const slow = await connect('slow');
-    const sock = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
-    sock.pause(); // stops reading: the gateway's send buffer fills, and the replay must wait for it to drain
+    const sock = slow.ws;
+    // Stops reading (ws.pause cooperates with ws's own flow control): the gateway's send buffer fills, and the
+    // replay must wait for it to drain.
+    sock.pause();
     slow.send({ type: 'join', room, since: 0 });
 
     // Meanwhile the gateway serves everyone else normally.
@@ -89,7 +91,7 @@ describe('retention and slow readers', () => {
     await w.join(room);
     const lag = await connect('lag');
     await lag.join(room);
-    const sock = (lag.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    const sock = lag.ws;
     sock.pause();
     const acks = [];
     // ~14 MB: more than loopback socket buffers (several MB each way) and PARLEY_MAX_BACKPRESSURE_BYTES together.

@@ -1,5 +1,7 @@
 // Parley services as real child processes (`node dist/cmd/parley.js <command>`), so tests can kill and restart them.
 import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mintToken } from '../../lib/auth/index.js';
@@ -87,8 +89,12 @@ export class ParleyProcess {
     this.output = [];
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     let buf = '';
+    // PARLEY_TEST_PROC_LOG_DIR keeps every process's full output for debugging (otherwise only the tail, in memory).
+    const logDir = process.env.PARLEY_TEST_PROC_LOG_DIR;
+    const logFile = logDir ? join(logDir, `${this.command}-${child.pid ?? 'x'}.log`) : undefined;
     const ready = new Promise<void>((resolve, reject) => {
       const onLine = (line: string): void => {
+        if (logFile) appendFileSync(logFile, `${line}\n`);
         this.output.push(line);
         if (this.output.length > 200) this.output.shift();
         if (line.includes('gateway listening') || line.includes('ops endpoint listening')) {

@@ -1,5 +1,6 @@
 // One e2e suite's world: its own servers (or shared ones with its own stream, prefix and database), the Parley
 // processes it starts, the clients it connects, and one close() that releases all of it.
+import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import type { Collection, Document } from 'mongodb';
 import { TestClient } from './client.js';
@@ -11,6 +12,8 @@ import { uniqueName } from './wait.js';
 export interface SuiteOptions {
   /** A NATS server of the suite's own, which it may stop or kill. */
   dedicatedNats?: boolean;
+  /** Likewise for Redis. */
+  dedicatedRedis?: boolean;
   /** Extra environment for every Parley process of the suite. */
   env?: Record<string, string>;
 }
@@ -18,6 +21,7 @@ export interface SuiteOptions {
 export class Suite {
   private readonly procs: ParleyProcess[] = [];
   private readonly clients: TestClient[] = [];
+  private readonly redisClients: Redis[] = [];
 
   private constructor(
     readonly env: Record<string, string>,
@@ -28,7 +32,9 @@ export class Suite {
   ) {}
 
   static async open(prefix: string, opts: SuiteOptions = {}): Promise<Suite> {
-    const [nats, redis, mdb] = await Promise.all([provideNats({ dedicated: opts.dedicatedNats ?? false }), provideRedis(), provideMongo()]);
+    const [nats, redis, mdb] = await Promise.all([
+      provideNats({ dedicated: opts.dedicatedNats ?? false }), provideRedis({ dedicated: opts.dedicatedRedis ?? false }), provideMongo(),
+    ]);
     const env = { ...suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName(prefix)), ...(opts.env ?? {}) };
     const mongo = await new MongoClient(mdb.url).connect();
     return new Suite(env, nats, redis, mdb, mongo);
@@ -47,6 +53,19 @@ export class Suite {
     return c;
   }
 
+  /** A Redis client for inspecting keys (lazy: it connects on first use); closed with the suite. */
+  redisClient(): Redis {
+    const r = new Redis(this.redis.url, { lazyConnect: true });
+    this.redisClients.push(r);
+    return r;
+  }
+
+  /** Remembers a client connected by other means, so the suite closes it. */
+  track(c: TestClient): TestClient {
+    this.clients.push(c);
+    return c;
+  }
+
   messages(): Collection<Document> {
     return this.mongo.db(this.env.PARLEY_MONGO_DB).collection('messages');
   }
@@ -55,6 +74,7 @@ export class Suite {
     await Promise.all(this.clients.map((c) => c.close()));
     await Promise.all(this.procs.map((p) => p.stop()));
     await this.mongo.close();
+    for (const r of this.redisClients) r.disconnect();
     await Promise.all([this.nats, this.redis, this.mongoServer].map((s) => s.close()));
   }
 }
