@@ -23,6 +23,10 @@ export interface ServiceHandle {
   start(): Promise<void>;
   /** Kills it at once (SIGKILL), as a crash would. */
   kill(): Promise<void>;
+  /** Freezes it (SIGSTOP, or docker pause): connections stay open but nothing answers, as with a hung server. */
+  freeze(): Promise<void>;
+  /** Lets a frozen server run again. */
+  thaw(): Promise<void>;
   /** Releases the server and its data; idempotent. */
   close(): Promise<void>;
 }
@@ -91,7 +95,7 @@ function envHandle(kind: Kind, url: string): ServiceHandle {
     throw new Error(`${ENV_VAR[kind]} is set, so this suite shares a server it must not stop, start or kill; `
       + `ask for a server of its own with provide${kind === 'nats' ? 'Nats' : kind === 'redis' ? 'Redis' : 'Mongo'}({ dedicated: true })`);
   };
-  return { url, source: 'env', stop: refuse, start: refuse, kill: refuse, close: async () => {} };
+  return { url, source: 'env', stop: refuse, start: refuse, kill: refuse, freeze: refuse, thaw: refuse, close: async () => {} };
 }
 
 async function nativeHandle(kind: Kind): Promise<ServiceHandle> {
@@ -113,6 +117,8 @@ async function nativeHandle(kind: Kind): Promise<ServiceHandle> {
     stop: () => service.stop(),
     start: () => service.start(),
     kill: () => service.kill('SIGKILL'),
+    freeze: () => service.kill('SIGSTOP'),
+    thaw: () => service.kill('SIGCONT'),
     async close() {
       if (closed) return;
       closed = true;
@@ -159,6 +165,8 @@ async function containerHandle(kind: Kind): Promise<ServiceHandle> {
       await client.container.start(container);
       await answered();
     },
+    freeze: async () => { await container.pause(); },
+    thaw: async () => { await container.unpause(); },
     async kill() {
       await container.kill({ signal: 'SIGKILL' });
       await until(async () => !(await client.container.inspect(container)).State.Running,

@@ -12,8 +12,9 @@ import { uniqueName } from './wait.js';
 export interface SuiteOptions {
   /** A NATS server of the suite's own, which it may stop or kill. */
   dedicatedNats?: boolean;
-  /** Likewise for Redis. */
+  /** Likewise for Redis and MongoDB. */
   dedicatedRedis?: boolean;
+  dedicatedMongo?: boolean;
   /** Extra environment for every Parley process of the suite. */
   env?: Record<string, string>;
 }
@@ -33,7 +34,8 @@ export class Suite {
 
   static async open(prefix: string, opts: SuiteOptions = {}): Promise<Suite> {
     const [nats, redis, mdb] = await Promise.all([
-      provideNats({ dedicated: opts.dedicatedNats ?? false }), provideRedis({ dedicated: opts.dedicatedRedis ?? false }), provideMongo(),
+      provideNats({ dedicated: opts.dedicatedNats ?? false }), provideRedis({ dedicated: opts.dedicatedRedis ?? false }),
+      provideMongo({ dedicated: opts.dedicatedMongo ?? false }),
     ]);
     const env = { ...suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName(prefix)), ...(opts.env ?? {}) };
     const mongo = await new MongoClient(mdb.url).connect();
