@@ -8,6 +8,7 @@ import { mintToken } from '../lib/auth/index.js';
 import { createLogger, createMetrics, startOpsServer } from '../lib/observability/index.js';
 import type { Logger } from '../lib/observability/index.js';
 import { readStackEnv, stackCommand, startStack, stackSettings } from '../lib/stack/index.js';
+import { loadNativeUws } from '../lib/gateway/index.js';
 import { runClient } from './client.js';
 import { connectShared, runChat, runGateway, runPresence } from './services.js';
 import type { Closeable } from './services.js';
@@ -62,6 +63,15 @@ async function envWithStack(): Promise<NodeJS.ProcessEnv> {
 
 async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', bootLog: Logger): Promise<number> {
   const closers: Closeable[] = [];
+  if (command === 'all' || command === 'gateway') {
+    // Before anything else: a gateway on uWS's JavaScript fallback must never start (nor be benchmarked).
+    try {
+      loadNativeUws();
+    } catch (err) {
+      bootLog.fatal((err as Error).message);
+      return 70; // EX_SOFTWARE
+    }
+  }
   let env = await envWithStack();
   if (command === 'all' && SERVICE_URLS.some((k) => !env[k])) {
     // Laptop mode: nothing configured and no `parley stack up` running, so run the stack for this process.

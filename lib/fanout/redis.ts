@@ -72,12 +72,8 @@ export async function createFanoutSubscriber(
   const redis = connectRedis(url, log, 'parley-fanout-sub');
   await redis.connect();
   // After a reconnect ioredis resubscribes; what was published meanwhile is gone from Pub/Sub, so let the caller
-  // catch up from the stream.
-  let connectedOnce = false;
-  redis.on('ready', () => {
-    if (connectedOnce) onResubscribed();
-    connectedOnce = true;
-  });
+  // catch up from the stream. The first `ready` fired inside connect() above, so every later one is a reconnect.
+  redis.on('ready', () => onResubscribed());
   const channelPrefix = `${prefix}room.`;
   redis.on('message', (channel: string, payload: string) => {
     if (channel.startsWith(channelPrefix)) onMessage(channel.slice(channelPrefix.length), payload);

@@ -96,7 +96,12 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     }
     if (typeof b.seq !== 'number') return;
     rooms.onBroadcast(room, b);
-  }, () => rooms.resyncAll());
+  }, () => {
+    // Catch up now, and once more after ioredis has surely re-issued its SUBSCRIBEs: a broadcast published between
+    // this catch-up and the resubscription would otherwise wait for a later message to reveal the gap.
+    rooms.resyncAll();
+    setTimeout(() => rooms.resyncAll(), 1_000).unref();
+  });
   const rooms = new RoomFeed(sub, d.reader, (m: StoredMessage, prev: number) => {
     app.publish(m.room, messageFrame(m, prev), false);
     metrics.observeLatency(Math.max(0, Date.now() - m.ts) / 1000);

@@ -1,6 +1,6 @@
 export { connectNats } from './connection.js';
 export { createRoomReader } from './reader.js';
-export { ensureStream, ensureDurable, lastSeqOn } from './setup.js';
+export { ensureStream, ensureDurable } from './setup.js';
 export { createPublisher, decodeEvent, namespacedId, UnavailableError } from './publisher.js';
 export { startBatchConsumer } from './consumer.js';
 export { createdSubject, createdWildcard, roomOfSubject, streamSubjects } from './subjects.js';

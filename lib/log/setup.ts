@@ -68,14 +68,3 @@ export async function ensureDurable(jsm: JetStreamManager, stream: string, o: Du
 function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && /not found/i.test(err.message);
 }
-
-/** The last stored seq on a subject (0 when there is none), read with a direct get (allow_direct). */
-export async function lastSeqOn(jsm: JetStreamManager, stream: string, subject: string): Promise<number> {
-  try {
-    const m = await jsm.direct.getMessage(stream, { last_by_subj: subject });
-    return m ? m.seq : 0;
-  } catch (err) {
-    if (err instanceof JetStreamApiError && /no message found|not found/i.test(err.message)) return 0;
-    throw err;
-  }
-}
