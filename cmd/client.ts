@@ -64,6 +64,10 @@ function format(text: string): string {
       case 'message': return `[${time}] #${String(f.room)} <${String(f.from)}> ${String(f.body)}  (seq ${String(f.seq)})`;
       case 'ack': return `  ✓ stored as seq ${String(f.seq)}${f.duplicate ? ' (duplicate)' : ''}`;
       case 'error': return `  ! ${String(f.code)}: ${String(f.message)}`;
+      case 'joined': return `  joined #${String(f.room)} at seq ${String(f.seq)}; online: ${(f.presence as string[] | undefined ?? []).join(', ')}`;
+      case 'presence': return `  * ${String(f.user)} is ${String(f.status)}${f.room ? ` in #${String(f.room)}` : ''}`;
+      case 'typing': return `  … ${String(f.user)} is typing in #${String(f.room)}`;
+      case 'welcome': return `  connected as ${String(f.user)} (session ${String(f.session)})`;
       default: return `  ${text}`;
     }
   } catch {

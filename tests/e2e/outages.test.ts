@@ -3,15 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { until } from '../harness/index.js';
+import type { ServiceHandle } from '../harness/index.js';
 import { Suite, ids } from '../harness/suite.js';
-import type { MessageFrame } from '../harness/client.js';
+import { assertChain } from '../harness/client.js';
 import type { ParleyProcess } from '../harness/parley.js';
-
-function assertChain(msgs: MessageFrame[], who: string): void {
-  for (let i = 1; i < msgs.length; i++) {
-    assert.equal(msgs[i]!.prev, msgs[i - 1]!.seq, `${who}: message ${msgs[i]!.seq} follows ${msgs[i - 1]!.seq}`);
-  }
-}
 
 describe('MongoDB and Redis outages', () => {
   let suite: Suite;
@@ -25,58 +20,37 @@ describe('MongoDB and Redis outages', () => {
   });
   after(() => suite.close());
 
+  /** 10 messages, the outage, 50 messages during it, recovery; then all 60 everywhere, once, in order, stored. */
+  const survives = async (room: string, fail: () => Promise<void>, recover: () => Promise<void>): Promise<void> => {
+    const a = await suite.connect(gw1, `${room}-a`);
+    const b = await suite.connect(gw2, `${room}-b`);
+    const start = [(await a.join(room)).seq as number, (await b.join(room)).seq as number];
+    const before = await a.sendAll(room, ids('pre', 10));
+    await until(() => b.messages(room).length === 10);
+    await fail();
+    let during;
+    try {
+      during = await a.sendAll(room, ids('mid', 50));
+      assert.ok(during.every((f) => f.type === 'ack'), 'JetStream is up: every send is acked');
+    } finally {
+      await recover();
+    }
+    // Nothing is sent afterwards: the system must catch up by itself.
+    const total = [...before, ...during].map((f) => f.seq as number);
+    await until(() => a.messages(room).length >= 60 && b.messages(room).length >= 60, { timeout: 30_000, message: 'all delivered' });
+    await until(async () => (await suite.messages().countDocuments({ room })) === 60, { timeout: 30_000, message: 'all stored' });
+    for (const [i, c] of [a, b].entries()) {
+      assert.deepEqual(c.messages(room).map((m) => m.seq), total, `${c.user}: all, once, in order`);
+      assertChain(c.messages(room), start[i]!, c.user);
+    }
+  };
+  const mongo = (): ServiceHandle => suite.mongoServer;
+
   // MongoDB is frozen rather than restarted: FerretDB v1 (the native stack's MongoDB) was seen to lose writes it had
   // acknowledged in the moments after a restart, which no client can defend against (see the README).
-  it('MongoDB hung: sends are still acked; after it answers again every acked message is stored and delivered once, in order', async () => {
-    const room = 'nomongo';
-    const a = await suite.connect(gw1, 'ana');
-    const b = await suite.connect(gw2, 'bo');
-    await a.join(room);
-    await b.join(room);
-    const before = await a.sendAll(room, ids('pre', 10));
-    await until(() => b.messages(room).length === 10);
+  it('MongoDB hung: sends are still acked; after it answers again every acked message is stored and delivered once, in order',
+    () => survives('nomongo', () => mongo().freeze(), () => mongo().thaw()));
 
-    await suite.mongoServer.freeze();
-    let during;
-    try {
-      during = await a.sendAll(room, ids('mid', 50));
-      assert.ok(during.every((f) => f.type === 'ack'), 'JetStream is up: every send is acked');
-    } finally {
-      await suite.mongoServer.thaw();
-    }
-    const total = [...before, ...during];
-    await until(() => b.messages(room).length >= 60 && a.messages(room).length >= 60, { timeout: 30_000, message: 'delivered after MongoDB is back' });
-    await until(async () => (await suite.messages().countDocuments({ room })) === 60, { timeout: 30_000, message: 'stored' });
-    for (const c of [a, b]) {
-      assert.deepEqual(c.messages(room).map((m) => m.seq), total.map((f) => f.seq as number), `${c.user}: all, once, in order`);
-      assertChain(c.messages(room), c.user);
-    }
-  });
-
-  it('Redis down: sends are still acked; after it is back every acked message reaches every gateway once, in order', async () => {
-    const room = 'noredis';
-    const a = await suite.connect(gw1, 'cy');
-    const b = await suite.connect(gw2, 'di');
-    await a.join(room);
-    await b.join(room);
-    const before = await a.sendAll(room, ids('pre', 10));
-    await until(() => b.messages(room).length === 10);
-
-    await suite.redis.kill();
-    let during;
-    try {
-      during = await a.sendAll(room, ids('mid', 50));
-      assert.ok(during.every((f) => f.type === 'ack'), 'JetStream is up: every send is acked');
-    } finally {
-      await suite.redis.start();
-    }
-    // Nothing else is sent afterwards: the gateways must catch up by themselves once their subscription is back.
-    const total = [...before, ...during];
-    await until(() => b.messages(room).length >= 60 && a.messages(room).length >= 60, { timeout: 30_000, message: 'delivered after Redis is back' });
-    await until(async () => (await suite.messages().countDocuments({ room })) === 60, { timeout: 30_000, message: 'stored' });
-    for (const c of [a, b]) {
-      assert.deepEqual(c.messages(room).map((m) => m.seq), total.map((f) => f.seq as number), `${c.user}: all, once, in order`);
-      assertChain(c.messages(room), c.user);
-    }
-  });
+  it('Redis killed: sends are still acked; after it is back every acked message reaches every gateway once, in order',
+    () => survives('noredis', () => suite.redis.kill(), () => suite.redis.start()));
 });

@@ -5,21 +5,12 @@ import { after, before, describe, it } from 'node:test';
 import { until } from '../harness/index.js';
 import { Suite, ids } from '../harness/suite.js';
 import type { TestClient } from '../harness/client.js';
+import { assertChain } from '../harness/client.js';
 import type { Frame, MessageFrame } from '../harness/client.js';
 import { token } from '../harness/parley.js';
 import type { ParleyProcess } from '../harness/parley.js';
 import { mintToken } from '../../lib/auth/index.js';
 import { TEST_JWT_SECRET } from '../harness/parley.js';
-
-/** Every message follows the one before it: strictly increasing seq and an unbroken `prev` chain from `start`. */
-function assertChain(msgs: MessageFrame[], start: number, who: string): void {
-  let prev = start;
-  for (const m of msgs) {
-    assert.ok(m.seq > prev, `${who}: seq ${m.seq} after ${prev}`);
-    assert.equal(m.prev, prev, `${who}: message ${m.seq} says prev ${String(m.prev)}, last seen ${prev} (a gap)`);
-    prev = m.seq;
-  }
-}
 
 describe('order, recovery and history', () => {
   let suite: Suite;

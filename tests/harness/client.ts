@@ -1,4 +1,5 @@
 // A WebSocket test client that records every frame and lets tests wait for conditions on them.
+import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { until } from './wait.js';
 
@@ -122,4 +123,14 @@ export async function upgradeStatus(url: string, headers: Record<string, string>
       if (ws.readyState !== WebSocket.CLOSED) reject(err);
     });
   });
+}
+
+/** Every message follows the one before it: strictly increasing seq and an unbroken `prev` chain from `start`. */
+export function assertChain(msgs: MessageFrame[], start: number, who: string): void {
+  let prev = start;
+  for (const m of msgs) {
+    assert.ok(m.seq > prev, `${who}: seq ${m.seq} after ${prev}`);
+    assert.equal(m.prev, prev, `${who}: message ${m.seq} says prev ${String(m.prev)}, last seen ${prev} (a gap)`);
+    prev = m.seq;
+  }
 }
