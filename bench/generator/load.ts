@@ -23,9 +23,8 @@ export interface PhaseOptions {
   drainMs?: number;
 }
 
-export interface PhaseResult {
-  e2e: Histogram;
-  ack: Histogram;
+/** What a load phase counted: shared by the generator's result and every scenario report built from it. */
+export interface PhaseCounts {
   sent: number;
   acked: number;
   rejected: number;
@@ -37,6 +36,11 @@ export interface PhaseResult {
   errors: Record<string, number>;
   unexpectedCloses: number;
   deliveriesPerSec: number;
+}
+
+export interface PhaseResult extends PhaseCounts {
+  e2e: Histogram;
+  ack: Histogram;
   ackedPerSec: number;
   drainMs: number;
   generatorCpuSec: number;

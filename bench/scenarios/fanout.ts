@@ -4,6 +4,7 @@ import { mintToken } from '../../lib/auth/index.js';
 import type { Histogram, LatencySummary } from '../hist.js';
 import { summarize } from '../hist.js';
 import { LoadGenerator } from '../generator/load.js';
+import type { PhaseCounts } from '../generator/load.js';
 import type { ConnSpec } from '../generator/worker.js';
 import { sampleAll, startSystem, usageBetween } from '../systems.js';
 import type { BenchContext, ProcUsage, SystemName } from '../systems.js';
@@ -31,7 +32,7 @@ export interface FanoutOptions {
   workers: number;
 }
 
-export interface FanoutResult {
+export interface FanoutResult extends PhaseCounts {
   case: string;
   system: SystemName;
   ok: boolean;
@@ -41,17 +42,6 @@ export interface FanoutResult {
   latency: LatencySummary;
   ack: LatencySummary;
   hist?: Histogram;
-  sent: number;
-  acked: number;
-  rejected: number;
-  expected: number;
-  delivered: number;
-  loss: number;
-  duplicates: number;
-  outOfOrder: number;
-  errors: Record<string, number>;
-  unexpectedCloses: number;
-  deliveriesPerSec: number;
   processes: ProcUsage[];
   generator: { cpuSec: number; peakRssBytes: number; workers: number };
 }
