@@ -1,17 +1,15 @@
 // The chat service: consume CHAT, store each message once (keyed by its namespaced id), publish the stored message
 // to its room's Redis channel, and only then ack JetStream. A crash anywhere before the ack means a redelivery,
 // which the store turns into "already stored, broadcast again"; gateways drop the repeated seq.
-import type { JsMsg } from '@nats-io/jetstream';
+import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Config } from '../config/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
-import { decodeEvent, ensureDurable, namespacedId, startBatchConsumer } from '../log/index.js';
+import { createdWildcard, decodeEvent, ensureDurable, namespacedId, startBatchConsumer } from '../log/index.js';
 import type { BatchConsumer, NatsHandle, RoomReader } from '../log/index.js';
-import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { Broadcast } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
 import { toStored } from '../store/index.js';
-import { createdWildcard } from '../log/index.js';
 
 export interface ChatDeps {
   cfg: Config;

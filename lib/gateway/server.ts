@@ -2,8 +2,8 @@
 // them once stored, and fan room broadcasts from Redis out to local sockets through uWS topics.
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
-import type { Authenticator, Identity } from '../auth/index.js';
-import { AuthError } from '../auth/index.js';
+import type { Authenticator, Identity, RoomAccess } from '../auth/index.js';
+import { AuthError, roomAccess } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { FanoutSubscriber } from '../fanout/index.js';
 import { createFanoutSubscriber } from '../fanout/index.js';
@@ -17,8 +17,6 @@ import type { Broadcast, ClientFrame, ErrorCode, HistoryFrame, JoinFrame, RoomId
 import type { MessageStore } from '../store/index.js';
 import type { SendLimiter } from '../limits/index.js';
 import type { GatewayPresence } from '../presence/index.js';
-import { roomAccess } from '../auth/index.js';
-import type { RoomAccess } from '../auth/index.js';
 import { handleHistoryRequest } from './history.js';
 import { credentialsFrom } from './auth.js';
 import { RoomFeed } from './rooms.js';
