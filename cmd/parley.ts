@@ -10,7 +10,8 @@ import type { Logger } from '../lib/observability/index.js';
 import { readStackEnv, stackCommand, startStack, stackSettings } from '../lib/stack/index.js';
 import { loadNativeUws } from '../lib/gateway/index.js';
 import { runClient } from './client.js';
-import { connectShared, runChat, runGateway, runPresence } from './services.js';
+import { connectShared, reconcileOnce, runChat, runGateway, runPresence } from './services.js';
+import { ROOM_ID } from '../lib/protocol/index.js';
 import type { Closeable } from './services.js';
 
 const USAGE = `usage: parley <command>
@@ -21,6 +22,7 @@ const USAGE = `usage: parley <command>
   stack <up|down|status|env|install>   the native local stack (nats-server, redis-server, FerretDB)
   token <user> [--ttl 3600]            print a development JWT (HS256, JWT_SECRET or the dev secret)
   client --user <u> --room <r> [--url ws://127.0.0.1:8080/ws] [--token <jwt>]   interactive CLI client
+  reconcile [--room <r>] [--since <seq>]   re-insert into MongoDB what it lacks of the stream (prints counts as JSON)
   bench <scenario|all> [--check]       load scenarios with latency budgets (see bench/README.md)`;
 
 const SERVICE_URLS = ['NATS_URL', 'REDIS_URL', 'MONGO_URL'] as const;
@@ -40,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'client':
       return runClient(rest, await envWithStack(), bootLog);
+    case 'reconcile':
+      return reconcileCommand(rest);
     case 'bench':
       return (await import('../bench/index.js')).benchCommand(rest, bootLog);
     case undefined:
@@ -109,15 +113,20 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
     if (command !== 'presence') {
       const { shared, closers: base } = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`);
       closers.push(...base);
-      if (command === 'all' || command === 'chat') closers.push(...(await runChat(cfg, log, metrics, shared)));
+      const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared) : undefined;
+      if (chat) closers.push(...chat.closers);
       if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
-      if (command === 'chat') {
-        const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => shared.nats.connected(), log);
+      if (command === 'chat' && chat) {
+        const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
+          const st = chat.chat.status();
+          const nats = shared.nats.connected();
+          return { ...st, ready: st.ready && nats, nats: nats ? 'connected' : 'disconnected' };
+        }, log);
         closers.push({ name: 'ops', close: () => ops.close() });
       }
     }
     if (command === 'presence') {
-      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => true, log);
+      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => ({ ready: true }), log);
       closers.push({ name: 'ops', close: () => ops.close() });
     }
   } catch (err) {
@@ -127,6 +136,27 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
   }
   log.info({ command, port: cfg.port }, 'parley started');
   return new Promise<number>(() => undefined); // runs until a signal
+}
+
+/** One reconciliation pass by hand, with the configured stream, consumer and database. */
+async function reconcileCommand(args: string[]): Promise<number> {
+  let opts: { room?: string; since?: number };
+  let cfg: Config;
+  try {
+    const { values } = parseArgs({ args, options: { room: { type: 'string' }, since: { type: 'string' } } });
+    const since = values.since === undefined ? undefined : Number(values.since);
+    if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new Error('--since takes a seq (a whole number >= 0)');
+    if (values.room !== undefined && !ROOM_ID.test(values.room)) throw new Error('--room takes a room id ([A-Za-z0-9_-]{1,64})');
+    opts = { room: values.room, since };
+    cfg = loadConfig(await envWithStack());
+  } catch (err) {
+    console.error(`${(err as Error).message}\nusage: parley reconcile [--room <r>] [--since <seq>]`);
+    return err instanceof ConfigError ? 78 : 2;
+  }
+  const log = createLogger({ name: 'parley-reconcile', level: cfg.logLevel });
+  const report = await reconcileOnce(cfg, log, opts);
+  console.log(JSON.stringify(report));
+  return 0;
 }
 
 async function closeAll(closers: Closeable[], log: Logger, deadlineMs: number): Promise<void> {

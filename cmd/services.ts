@@ -1,6 +1,7 @@
 // Wires lib pieces into runnable services. Each returns a handle whose close() stops it; callers close in reverse.
 import { createAuthenticator } from '../lib/auth/index.js';
-import { startChat } from '../lib/chat/index.js';
+import { reconcile, startChat } from '../lib/chat/index.js';
+import type { ChatService, ReconcileReport } from '../lib/chat/index.js';
 import type { Config } from '../lib/config/index.js';
 import { createFanoutPublisher } from '../lib/fanout/index.js';
 import { startGateway } from '../lib/gateway/index.js';
@@ -53,16 +54,32 @@ export async function runPresence(cfg: Config, log: Logger): Promise<Closeable[]
   return [{ name: 'presence', close: () => presence.close() }];
 }
 
-export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Shared): Promise<Closeable[]> {
+export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Shared): Promise<{ closers: Closeable[]; chat: ChatService }> {
   const clog = log.child({ component: 'chat' });
   const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
   const fanout = await createFanoutPublisher(cfg.redisUrl, cfg.redisPrefix, log.child({ component: 'fanout' }));
   const reader = createRoomReader(s.nats.nc, s.jsm, cfg.stream);
   const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout, reader });
   // Closed in reverse: the consumer stops (finishing its batch) before its store and fan-out go away.
-  return [
+  const closers = [
     { name: 'store', close: () => store.close() },
     { name: 'fanout', close: () => fanout.close() },
     { name: 'chat', close: () => chat.close() },
   ];
+  return { closers, chat };
+}
+
+/** `parley reconcile`: one pass against the configured stream and database, then everything is closed again. */
+export async function reconcileOnce(cfg: Config, log: Logger, opts: { room?: string; since?: number }): Promise<ReconcileReport> {
+  const { shared, closers } = await connectShared(cfg, log, 'parley-reconcile');
+  const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
+  try {
+    return await reconcile({
+      reader: createRoomReader(shared.nats.nc, shared.jsm, cfg.stream), store, jsm: shared.jsm,
+      stream: cfg.stream.name, consumer: cfg.chat.consumer, log,
+    }, opts);
+  } finally {
+    await store.close();
+    for (const c of closers.reverse()) await c.close();
+  }
 }

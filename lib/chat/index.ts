@@ -1,15 +1,20 @@
 // The chat service: consume CHAT, store each message once (keyed by its namespaced id), publish the stored message
 // to its room's Redis channel, and only then ack JetStream. A crash anywhere before the ack means a redelivery,
-// which the store turns into "already stored, broadcast again"; gateways drop the repeated seq.
+// which the store turns into "already stored, broadcast again"; gateways drop the repeated seq. A batch whose insert
+// fails in any way is not stored: nothing of it is broadcast or acked, and the consumer retries it.
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Config } from '../config/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
-import { createdWildcard, decodeEvent, ensureDurable, namespacedId, startBatchConsumer } from '../log/index.js';
-import type { BatchConsumer, NatsHandle, RoomReader } from '../log/index.js';
+import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../log/index.js';
+import { messageDoc, startReconciler } from './reconcile.js';
+import type { BatchConsumer, ConsumerHealth, NatsHandle, RoomReader } from '../log/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { Broadcast } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
 import { toStored } from '../store/index.js';
+
+export { messageDoc, reconcile, startReconciler } from './reconcile.js';
+export type { ReconcileDeps, ReconcileOptions, ReconcileReport, Reconciler } from './reconcile.js';
 
 export interface ChatDeps {
   cfg: Config;
@@ -22,9 +27,20 @@ export interface ChatDeps {
   reader: RoomReader;
 }
 
+/** What chat's /readyz reports: not ready while MongoDB does not answer or batches keep failing. */
+export interface ChatStatus {
+  ready: boolean;
+  mongo: 'ok' | 'unreachable';
+  consumer: ConsumerHealth & { pending: number | undefined; ackPending: number | undefined };
+}
+
 export interface ChatService {
+  status(): ChatStatus;
   close(): Promise<void>;
 }
+
+/** How often chat checks MongoDB and its consumer's lag for /readyz and the metrics. */
+const MONITOR_MS = 2_000;
 
 export async function startChat(d: ChatDeps): Promise<ChatService> {
   const { cfg, log, metrics } = d;
@@ -46,17 +62,22 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
         m.term('malformed event');
         continue;
       }
-      const doc: MessageDoc = { _id: namespacedId(ev.from, ev.id), room: ev.room, seq: m.seq, from: ev.from, body: ev.body, ts: ev.ts };
-      if (ev.mentions) doc.mentions = ev.mentions;
-      docs.push(doc);
+      docs.push(messageDoc(ev, m.seq));
       valid.push(m);
     }
-    const toPublish = await d.store.insert(docs);
-    const broadcasts = await withPrev(toPublish.sort((x, y) => x.seq - y.seq), valid, d.reader, log);
+    const { inserted, existing } = await d.store.insert(docs);
+    // An id already stored is told apart without a read (FerretDB answers any such query with a collection scan):
+    // on a redelivery it is this very event, stored before a crash or a lost ack, and is broadcast again (gateways
+    // drop a seq they delivered); on a first delivery it is a resend of the id after JetStream's duplicate window.
+    const redelivered = existing.length === 0 ? undefined : new Set(valid.filter((m) => m.redelivered).map((m) => m.seq));
+    const again = redelivered ? existing.filter((doc) => redelivered.has(doc.seq)) : [];
+    const toPublish = inserted.concat(again).sort((x, y) => x.seq - y.seq);
+    const broadcasts = await withPrev(toPublish, valid, d.reader, log);
     await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: JSON.stringify(b) })));
     for (const m of valid) m.ack();
-    const dropped = docs.length - toPublish.length;
-    metrics.persisted.inc({ result: 'stored' }, toPublish.length);
+    metrics.persisted.inc({ result: 'stored' }, inserted.length);
+    if (again.length > 0) metrics.persisted.inc({ result: 'redelivered' }, again.length);
+    const dropped = existing.length - again.length;
     if (dropped > 0) {
       metrics.persisted.inc({ result: 'duplicate' }, dropped);
       log.info({ dropped }, 'duplicate events beyond the duplicate window dropped');
@@ -67,12 +88,44 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     stream: cfg.stream.name,
     durable: cfg.chat.consumer,
     maxBatch: cfg.chat.batchSize,
+    ackWaitMs: cfg.chat.ackWaitMs,
+    maxHoldMs: cfg.chat.maxHoldMs,
     log,
     handle,
+    onStuck: () => d.store.reconnect(),
   });
   log.info({ consumer: cfg.chat.consumer }, 'chat consuming');
+
+  const reconciler = startReconciler({
+    reader: d.reader, store: d.store, jsm: d.jsm, stream: cfg.stream.name, consumer: cfg.chat.consumer,
+    log: log.child({ component: 'reconcile' }), metrics,
+  }, cfg.chat.reconcileIntervalMs, cfg.chat.reconcileWindow);
+
+  let mongoOk = true;
+  let lag: { pending: number | undefined; ackPending: number | undefined } = { pending: undefined, ackPending: undefined };
+  const monitor = setInterval(() => {
+    d.store.ping(MONITOR_MS).then(() => { mongoOk = true; }, (err: unknown) => {
+      if (mongoOk) log.warn({ err }, 'mongo does not answer');
+      mongoOk = false;
+    });
+    d.jsm.consumers.info(cfg.stream.name, cfg.chat.consumer).then((info) => {
+      lag = { pending: info.num_pending, ackPending: info.num_ack_pending };
+      metrics.consumerPending.set({ consumer: cfg.chat.consumer }, info.num_pending);
+      metrics.consumerAckPending.set({ consumer: cfg.chat.consumer }, info.num_ack_pending);
+    }, () => {
+      lag = { pending: undefined, ackPending: undefined };
+    });
+  }, MONITOR_MS);
+  monitor.unref();
+
   return {
+    status() {
+      const health = consumer.health();
+      return { ready: mongoOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', consumer: { ...health, ...lag } };
+    },
     async close() {
+      clearInterval(monitor);
+      await reconciler.close();
       await consumer.close();
       log.info('chat closed');
     },

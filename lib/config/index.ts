@@ -53,12 +53,20 @@ export interface RecoveryConfig {
   maxMessages: number;
   historyDefaultLimit: number;
   historyMaxLimit: number;
+  /** How long a gateway retries reading a gap from the stream before it tells the room's clients to recover. */
+  gapRepairTimeoutMs: number;
 }
 
 export interface ChatConfig {
   consumer: string;
   batchSize: number;
   ackWaitMs: number;
+  /** How long one batch may be held (retried) before it is handed back to the stream for another instance. */
+  maxHoldMs: number;
+  /** Periodic reconciliation of MongoDB against the stream (0: only at start-up and by hand). */
+  reconcileIntervalMs: number;
+  /** How many of the newest stream messages the start-up reconciliation checks. */
+  reconcileWindow: number;
 }
 
 /** A sustained rate with a burst; `perSec` 0 disables the limit. */
@@ -202,11 +210,15 @@ export function loadConfig(env: Env = process.env): Config {
       maxMessages: r.int('PARLEY_RECOVERY_MAX_MESSAGES', 10_000, 0, 1_000_000),
       historyDefaultLimit: r.int('PARLEY_HISTORY_DEFAULT_LIMIT', 50, 1, 1_000),
       historyMaxLimit: r.int('PARLEY_HISTORY_MAX_LIMIT', 200, 1, 10_000),
+      gapRepairTimeoutMs: r.int('PARLEY_GAP_REPAIR_TIMEOUT_MS', 10_000, 100, 600_000),
     },
     chat: {
       consumer: r.str('PARLEY_CHAT_CONSUMER', 'chat-persist'),
       batchSize: r.int('PARLEY_CHAT_BATCH', 256, 1, 10_000),
       ackWaitMs: r.int('PARLEY_CHAT_ACK_WAIT_MS', 10_000, 1_000, 3_600_000),
+      maxHoldMs: r.int('PARLEY_CHAT_MAX_HOLD_MS', 30_000, 1_000, 3_600_000),
+      reconcileIntervalMs: r.int('PARLEY_RECONCILE_INTERVAL_MS', 60_000, 0, 86_400_000),
+      reconcileWindow: r.int('PARLEY_RECONCILE_WINDOW', 100_000, 0, Number.MAX_SAFE_INTEGER),
     },
     presence: {
       gatewayTtlMs: r.int('PARLEY_GATEWAY_TTL_MS', 15_000, 300, 600_000),

@@ -2,6 +2,11 @@
 // (the last seq this gateway delivered). Broadcasts are delivered strictly in seq order without gaps or repeats:
 // the chat service's `prev` hint makes the common case a comparison; anything else is checked against the stream,
 // which is the source of truth, and missing messages are read from it before the one that revealed the gap.
+// A room never advances past a seq it has not delivered: while the stream cannot be read the room is held (its
+// broadcasts queue) and the read is retried with back-off; if the gap cannot be filled within `gapTimeoutMs`, the
+// room is given up (`onLost`: the gateway closes its members with 4010 so they recover with `since`), never papered
+// over with a `prev` that hides the hole.
+import { backoff } from '@nats-io/transport-node';
 import type { FanoutSubscriber } from '../fanout/index.js';
 import type { RoomReader } from '../log/index.js';
 import type { Logger } from '../observability/index.js';
@@ -15,12 +20,22 @@ export interface RoomState {
   ready: Promise<void>;
   queue: Broadcast[];
   draining: boolean;
+  /** Given up after an unrepairable gap: delivers nothing more; joins are refused until its members are gone. */
+  lost: boolean;
+}
+
+export class RoomLostError extends Error {
+  constructor(readonly room: RoomId) {
+    super(`room ${room} is being reset after a gap; join again`);
+    this.name = 'RoomLostError';
+  }
 }
 
 /** Called for each message in order; `prev` is the seq delivered before it in the room. */
 export type Deliver = (m: StoredMessage, prev: number) => void;
 
 const GAP_READ = 1_000;
+const GAP_RETRY = backoff([50, 100, 250, 500, 1_000, 2_000]);
 
 export class RoomFeed {
   private readonly rooms = new Map<RoomId, RoomState>();
@@ -31,15 +46,18 @@ export class RoomFeed {
     private readonly reader: RoomReader,
     private readonly deliver: Deliver,
     private readonly log: Logger,
+    private readonly gapTimeoutMs: number,
+    private readonly onLost: (room: RoomId) => void,
   ) {}
 
   /** Counts a local member in; resolves once the room is subscribed and its cursor is known. */
   async join(room: RoomId): Promise<RoomState> {
     let st = this.rooms.get(room);
+    if (st?.lost) throw new RoomLostError(room);
     if (st) {
       st.members++;
     } else {
-      st = { room, members: 1, cursor: -1, ready: Promise.resolve(), queue: [], draining: false };
+      st = { room, members: 1, cursor: -1, ready: Promise.resolve(), queue: [], draining: false, lost: false };
       this.rooms.set(room, st);
       const s = st;
       // Subscribe first, then read the cursor: whatever is broadcast in between is queued and sorted out by seq.
@@ -81,7 +99,7 @@ export class RoomFeed {
   /** A broadcast from Redis. */
   onBroadcast(room: RoomId, b: Broadcast): void {
     const st = this.rooms.get(room);
-    if (!st) return;
+    if (!st || st.lost) return;
     // Fast path: known cursor, nothing queued, and the hint says this directly follows what we delivered.
     if (st.cursor >= 0 && !st.draining && st.queue.length === 0) {
       if (b.seq <= st.cursor) return;
@@ -102,7 +120,7 @@ export class RoomFeed {
    */
   resyncAll(): void {
     for (const st of this.rooms.values()) {
-      if (st.cursor < 0) continue;
+      if (st.cursor < 0 || st.lost) continue;
       st.queue.push({ room: st.room, id: '', seq: Number.MAX_SAFE_INTEGER, from: '', body: '', ts: 0, prev: -2 });
       this.drain(st);
     }
@@ -117,7 +135,7 @@ export class RoomFeed {
   }
 
   private async drainLoop(st: RoomState): Promise<void> {
-    while (st.queue.length > 0 && this.rooms.get(st.room) === st) {
+    while (st.queue.length > 0 && this.rooms.get(st.room) === st && !st.lost) {
       st.queue.sort((a, b) => a.seq - b.seq);
       const b = st.queue[0]!;
       if (b.seq <= st.cursor) {
@@ -126,15 +144,17 @@ export class RoomFeed {
       }
       if (b.prev !== st.cursor) {
         const resync = b.prev === -2;
-        try {
-          await this.fillFromStream(st, resync ? Number.MAX_SAFE_INTEGER : b.seq - 1);
-        } catch (err) {
-          // The stream cannot be read (NATS down): deliver in order what we have; a later message or resync repairs.
-          this.log.warn({ err, room: st.room, cursor: st.cursor, seq: b.seq }, 'gap check failed');
-        }
+        const filled = await this.fillOrGiveUp(st, resync ? Number.MAX_SAFE_INTEGER : b.seq - 1);
+        if (!filled) return;
         if (resync) {
           st.queue.shift();
           continue;
+        }
+        // The stream no longer holds what `prev` names (its limits dropped it): only MongoDB has it, which is what
+        // `join {since}` reads. Delivering `b` now would hide the hole.
+        if (b.prev !== undefined && b.prev > st.cursor) {
+          this.giveUp(st, 'the stream no longer holds the gap');
+          return;
         }
       }
       st.queue.shift();
@@ -144,6 +164,37 @@ export class RoomFeed {
         this.deliver(b, prev);
       }
     }
+  }
+
+  /**
+   * Fills the room up to `upTo` from the stream, retrying with back-off while it cannot be read; false when the room
+   * was given up (after `gapTimeoutMs`) or left meanwhile.
+   */
+  private async fillOrGiveUp(st: RoomState, upTo: number): Promise<boolean> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.fillFromStream(st, upTo);
+        return this.rooms.get(st.room) === st && !st.lost;
+      } catch (err) {
+        if (this.rooms.get(st.room) !== st || st.lost) return false;
+        if (Date.now() - started >= this.gapTimeoutMs) {
+          this.log.warn({ err, room: st.room, cursor: st.cursor }, 'gap could not be read from the stream');
+          this.giveUp(st, 'the stream could not be read');
+          return false;
+        }
+        const wait = GAP_RETRY.backoff(attempt);
+        this.log.debug({ err, room: st.room, cursor: st.cursor, waitMs: wait }, 'gap read failed; holding the room');
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private giveUp(st: RoomState, why: string): void {
+    st.lost = true;
+    st.queue = [];
+    this.log.warn({ room: st.room, cursor: st.cursor, members: st.members, why }, 'room given up; its members must recover');
+    this.onLost(st.room);
   }
 
   /** Delivers from the stream every message of the room after the cursor and up to `upTo`. */

@@ -103,7 +103,15 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const rooms = new RoomFeed(sub, d.reader, (m: StoredMessage, prev: number) => {
     app.publish(m.room, messageFrame(m, prev), false);
     metrics.observeLatency(Math.max(0, Date.now() - m.ts) / 1000);
-  }, log);
+  }, log, cfg.recovery.gapRepairTimeoutMs, (room) => {
+    // The room has a hole this gateway cannot fill: its members (also those still joining) must reconnect and
+    // recover with `since`, which reads MongoDB where the stream fails. Closing them also ends the room's state.
+    metrics.gapsUnrepaired.inc();
+    for (const ws of sockets) {
+      const c = ws.getUserData();
+      if (!c.closed && c.rooms.includes(room)) ws.end(CLOSE_CODES.RECOVER.code, 'room must be recovered');
+    }
+  });
   // Presence and typing frames of rooms with members here, from every gateway and presence instance.
   await d.presence.listen((room, frame) => {
     if (app.numSubscribers(room) > 0) app.publish(room, frame, false);

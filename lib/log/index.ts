@@ -8,4 +8,4 @@ export type { NatsHandle } from './connection.js';
 export type { RoomReader } from './reader.js';
 export type { DurableOptions } from './setup.js';
 export type { EventPublisher, MessageEvent } from './publisher.js';
-export type { BatchConsumer, BatchConsumerOptions } from './consumer.js';
+export type { BatchConsumer, BatchConsumerOptions, ConsumerHealth } from './consumer.js';

@@ -5,11 +5,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { StreamConfig } from '../config/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
 import { decodeEvent } from './publisher.js';
-import { createdSubject } from './subjects.js';
+import { createdSubject, createdWildcard } from './subjects.js';
 
 export interface RoomReader {
   /** Messages of `room` with from <= seq <= to, ascending, at most `max`. */
   range(room: RoomId, from: number, to: number, max: number): Promise<StoredMessage[]>;
+  /** Messages of every room with from <= seq <= to, ascending, at most `max` (the reconciler's scan). */
+  rangeAll(from: number, to: number, max: number): Promise<StoredMessage[]>;
   /** The seq of the room's message just before `seq` in the stream (0 when there is none). */
   prevOf(room: RoomId, seq: number): Promise<number>;
   /** The last seq stored for the room (0 when none). */
@@ -20,6 +22,34 @@ export interface RoomReader {
 
 export function createRoomReader(nc: NatsConnection, jsm: JetStreamManager, cfg: StreamConfig): RoomReader {
   const directSubject = `$JS.API.DIRECT.GET.${cfg.name}`;
+  async function readSubject(subject: string, from: number, to: number, max: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    if (from > to || max <= 0) return out;
+    // Probe with a single direct get first. The common gap check finds nothing and costs one round trip, and a
+    // batch get is only issued when it cannot come back empty: nats.js 3.4 turns an empty batch ("no results")
+    // into an error thrown outside the iterator, which would take the process down.
+    let head: StoredMsg | null;
+    try {
+      head = await jsm.direct.getMessage(cfg.name, { seq: from, next_by_subj: subject });
+    } catch (err) {
+      if (isNoMessage(err)) return out;
+      throw err;
+    }
+    if (!head || head.seq > to) return out;
+    if (max === 1 || head.seq === to) {
+      const s = toStored(head);
+      if (s) out.push(s);
+      return out;
+    }
+    const iter = await jsm.direct.getBatch(cfg.name, { seq: head.seq, next_by_subj: subject, batch: max });
+    for await (const m of iter) {
+      if (m.seq > to) break;
+      const s = toStored(m);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
   return {
     async prevOf(room, seq) {
       if (seq <= 1) return 0;
@@ -37,33 +67,11 @@ export function createRoomReader(nc: NatsConnection, jsm: JetStreamManager, cfg:
       }
       return prev;
     },
-    async range(room, from, to, max) {
-      const out: StoredMessage[] = [];
-      if (from > to || max <= 0) return out;
-      const subject = createdSubject(cfg.subjectRoot, room);
-      // Probe with a single direct get first. The common gap check finds nothing and costs one round trip, and a
-      // batch get is only issued when it cannot come back empty: nats.js 3.4 turns an empty batch ("no results")
-      // into an error thrown outside the iterator, which would take the process down.
-      let head: StoredMsg | null;
-      try {
-        head = await jsm.direct.getMessage(cfg.name, { seq: from, next_by_subj: subject });
-      } catch (err) {
-        if (isNoMessage(err)) return out;
-        throw err;
-      }
-      if (!head || head.seq > to) return out;
-      if (max === 1 || head.seq === to) {
-        const s = toStored(head);
-        if (s) out.push(s);
-        return out;
-      }
-      const iter = await jsm.direct.getBatch(cfg.name, { seq: head.seq, next_by_subj: subject, batch: max });
-      for await (const m of iter) {
-        if (m.seq > to) break;
-        const s = toStored(m);
-        if (s) out.push(s);
-      }
-      return out;
+    range(room, from, to, max) {
+      return readSubject(createdSubject(cfg.subjectRoot, room), from, to, max);
+    },
+    rangeAll(from, to, max) {
+      return readSubject(createdWildcard(cfg.subjectRoot), from, to, max);
     },
     async lastSeq(room) {
       try {

@@ -4,12 +4,18 @@ import { createServer } from 'node:http';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
+/** What /readyz answers: 200 when `ready`, else 503; the rest is reported as is. */
+export interface Readiness {
+  ready: boolean;
+  [detail: string]: unknown;
+}
+
 export interface OpsServer {
   port: number;
   close(): Promise<void>;
 }
 
-export async function startOpsServer(host: string, port: number, metrics: Metrics, ready: () => boolean, log: Logger): Promise<OpsServer> {
+export async function startOpsServer(host: string, port: number, metrics: Metrics, ready: () => Readiness, log: Logger): Promise<OpsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {
@@ -25,8 +31,9 @@ export async function startOpsServer(host: string, port: number, metrics: Metric
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (path === '/readyz') {
-      const ok = ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'not ready' }));
+      const r = ready();
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r }));
     } else {
       res.writeHead(404).end();
     }

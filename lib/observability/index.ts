@@ -3,4 +3,4 @@ export { createMetrics } from './metrics.js';
 export { startOpsServer } from './http.js';
 export type { Logger, LoggerOptions } from './logger.js';
 export type { Metrics } from './metrics.js';
-export type { OpsServer } from './http.js';
+export type { OpsServer, Readiness } from './http.js';

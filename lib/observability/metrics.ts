@@ -10,6 +10,10 @@ export interface Metrics {
   jetstreamPublish: Histogram<'service' | 'result'>;
   framesRejected: Counter<'service' | 'code'>;
   persisted: Counter<'service' | 'result'>;
+  consumerPending: Gauge<'service' | 'consumer'>;
+  consumerAckPending: Gauge<'service' | 'consumer'>;
+  reconciled: Counter<'service' | 'result'>;
+  gapsUnrepaired: Counter<'service'>;
   observeLatency(seconds: number): void;
 }
 
@@ -26,9 +30,14 @@ export function createMetrics(service: string): Metrics {
   const jetstreamPublish = new Histogram({ name: 'jetstream_publish_seconds', help: 'Time from publish to PubAck.', labelNames: ['service', 'result'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const framesRejected = new Counter({ name: 'frames_rejected_total', help: 'Client frames answered with an error frame, by code.', labelNames: ['service', 'code'], registers: [registry] });
   const persisted = new Counter({ name: 'messages_persisted_total', help: 'Events handled by the chat service: stored, redelivered, or duplicate.', labelNames: ['service', 'result'], registers: [registry] });
+  const consumerPending = new Gauge({ name: 'consumer_pending_messages', help: 'Stream messages the consumer has not delivered yet (its lag).', labelNames: ['service', 'consumer'], registers: [registry] });
+  const consumerAckPending = new Gauge({ name: 'consumer_ack_pending_messages', help: 'Messages delivered to the consumer and not acknowledged yet.', labelNames: ['service', 'consumer'], registers: [registry] });
+  const reconciled = new Counter({ name: 'reconcile_messages_total', help: 'Stream messages the reconciler checked against MongoDB, by result (checked, missing, inserted, duplicate).', labelNames: ['service', 'result'], registers: [registry] });
+  const gapsUnrepaired = new Counter({ name: 'room_gaps_unrepaired_total', help: 'Rooms whose gap a gateway could not read from the stream in time; their clients were told to recover (close 4010).', labelNames: ['service'], registers: [registry] });
   let ewma = 0;
   return {
     registry, messagesSent, activeConnections, messageLatency, avgMessageLatencyMs, jetstreamPublish, framesRejected, persisted,
+    consumerPending, consumerAckPending, reconciled, gapsUnrepaired,
     observeLatency(seconds) {
       messageLatency.observe(seconds);
       const ms = seconds * 1000;

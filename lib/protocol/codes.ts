@@ -33,6 +33,12 @@ export const CLOSE_CODES = {
       'or repeated rate-limited sends; the close reason says which): reconnect after back-off',
   },
   SLOW_CONSUMER: { code: 4009, reconnect: true, reason: 'send buffer full (the client reads too slowly): reconnect and recover with since' },
+  RECOVER: {
+    code: 4010,
+    reconnect: true,
+    reason: 'the gateway could not deliver a room without a gap (the stream was unreachable for PARLEY_GAP_REPAIR_TIMEOUT_MS): ' +
+      'reconnect and recover every room with since',
+  },
 } as const;
 
 export type CloseName = keyof typeof CLOSE_CODES;

@@ -1,2 +1,2 @@
-export { openMessageStore, toStored } from './messages.js';
-export type { MessageDoc, MessageStore } from './messages.js';
+export { duplicatesOnly, openMessageStore, toStored } from './messages.js';
+export type { BulkFailure, InsertResult, MessageDoc, MessageStore } from './messages.js';

@@ -1,7 +1,7 @@
 // MongoDB (or FerretDB) storage of chat messages. Writes are inserts keyed by the namespaced id, so a redelivered
 // event can never create a second document; FerretDB v1 has no transactions, so nothing here relies on them.
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import type { Collection, Db } from 'mongodb';
+import type { Collection } from 'mongodb';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -15,55 +15,93 @@ export interface MessageDoc {
   mentions?: string[];
 }
 
+export interface InsertResult {
+  /** Documents this call inserted. */
+  inserted: MessageDoc[];
+  /** Documents whose id was stored already (a redelivery, or a resend beyond JetStream's duplicate window). */
+  existing: MessageDoc[];
+}
+
 export interface MessageStore {
   /**
-   * Stores every message not stored yet and returns the ones that should be broadcast: new documents and
-   * redeliveries of an event already stored with the same seq (the broadcast may not have happened before a crash).
-   * A message whose id is already stored under another seq is a duplicate beyond JetStream's window and is dropped.
+   * Inserts every message not stored yet. Resolves only when every document is stored, by this call or before it
+   * (duplicate key); anything else (a network error, a partial write, a write concern error) rejects, and the caller
+   * must treat the whole batch as not stored.
    */
-  insert(messages: MessageDoc[]): Promise<MessageDoc[]>;
+  insert(messages: MessageDoc[]): Promise<InsertResult>;
   /** A page of a room, newest first: seq < before (all when undefined), at most `limit`. Uses {room: 1, seq: -1}. */
   page(room: RoomId, before: number | undefined, limit: number): Promise<StoredMessage[]>;
   /** Messages of a room with after < seq < before, oldest first, at most `limit` (recovery beyond the stream). */
   range(room: RoomId, after: number, before: number, limit: number): Promise<StoredMessage[]>;
   /** How many messages of a room have seq > after, counting no further than `cap`. */
   countAfter(room: RoomId, after: number, cap: number): Promise<number>;
+  /** The seqs stored with from <= seq <= to (of one room, when given): what the reconciler compares with the stream. */
+  seqsIn(from: number, to: number, room?: RoomId): Promise<Set<number>>;
+  /** Round trip to the server, failing after `timeoutMs`. */
+  ping(timeoutMs: number): Promise<void>;
+  /** Replaces the client with a new one (a client that keeps failing while the server is fine is recycled). */
+  reconnect(): Promise<void>;
   close(): Promise<void>;
 }
 
 const DUPLICATE_KEY = 11000;
 
+/** What a failed insertMany may say, as the driver's MongoBulkWriteError has it. */
+export interface BulkFailure {
+  insertedCount: number;
+  writeErrors: { code?: number; index: number }[];
+  hasWriteConcernError: boolean;
+}
+
+/**
+ * The indexes of the documents that were already stored, when a failed unordered insertMany of `count` documents
+ * proves that every other document was inserted; undefined when it does not (and the batch must count as failed).
+ * The driver reports a connection closed mid-insert as a bulk error with NO write errors: that is a failure.
+ */
+export function duplicatesOnly(f: BulkFailure, count: number): number[] | undefined {
+  if (f.hasWriteConcernError || f.writeErrors.length === 0) return undefined;
+  if (f.writeErrors.some((e) => e.code !== DUPLICATE_KEY)) return undefined;
+  if (f.insertedCount + f.writeErrors.length !== count) return undefined;
+  return f.writeErrors.map((e) => e.index);
+}
+
+function bulkFailure(err: MongoBulkWriteError): BulkFailure {
+  const raw = err.writeErrors as unknown;
+  const list = (Array.isArray(raw) ? raw : raw ? [raw] : []) as { code?: number; index: number }[];
+  return { insertedCount: err.insertedCount, writeErrors: list, hasWriteConcernError: Boolean(err.result?.getWriteConcernError()) };
+}
+
+/** The driver's socket timeout: an operation on a hung server fails instead of waiting forever. */
+const SOCKET_TIMEOUT_MS = 30_000;
+
 export async function openMessageStore(url: string, dbName: string, log: Logger): Promise<MessageStore> {
-  const client = new MongoClient(url, {
+  const connect = async (): Promise<MongoClient> => new MongoClient(url, {
     appName: 'parley',
     serverSelectionTimeoutMS: 5_000,
+    socketTimeoutMS: SOCKET_TIMEOUT_MS,
     // Retries are ours (the consumer retries a whole batch); keep the driver from retrying behind our back.
     retryWrites: false,
-  });
-  await client.connect();
-  const db: Db = client.db(dbName);
-  const messages: Collection<MessageDoc> = db.collection<MessageDoc>('messages');
+  }).connect();
+  let client = await connect();
+  let messages: Collection<MessageDoc> = client.db(dbName).collection<MessageDoc>('messages');
   await messages.createIndex({ room: 1, seq: -1 }, { name: 'room_seq' });
+  // Seqs are unique across the stream: the reconciler compares MongoDB with the stream by seq range.
+  await messages.createIndex({ seq: 1 }, { name: 'seq' });
   log.info({ db: dbName }, 'mongo connected');
 
   return {
     async insert(docs) {
-      if (docs.length === 0) return docs;
-      let duplicates: number[] = [];
+      if (docs.length === 0) return { inserted: docs, existing: [] };
       try {
         await messages.insertMany(docs, { ordered: false });
-        return docs;
+        return { inserted: docs, existing: [] };
       } catch (err) {
         if (!(err instanceof MongoBulkWriteError)) throw err;
-        const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-        if (writeErrors.some((e) => e.code !== DUPLICATE_KEY)) throw err;
-        duplicates = writeErrors.map((e) => e.index);
+        const dups = duplicatesOnly(bulkFailure(err), docs.length);
+        if (!dups) throw err;
+        const dup = new Set(dups);
+        return { inserted: docs.filter((_, i) => !dup.has(i)), existing: docs.filter((_, i) => dup.has(i)) };
       }
-      const dupIds = duplicates.map((i) => docs[i]!._id);
-      const existing = await messages.find({ _id: { $in: dupIds } }, { projection: { seq: 1 } }).toArray();
-      const seqOf = new Map(existing.map((d) => [d._id, d.seq]));
-      const dup = new Set(duplicates);
-      return docs.filter((d, i) => !dup.has(i) || seqOf.get(d._id) === d.seq);
     },
     async page(room, before, limit) {
       const filter = before === undefined ? { room } : { room, seq: { $lt: before } };
@@ -76,6 +114,31 @@ export async function openMessageStore(url: string, dbName: string, log: Logger)
     },
     async countAfter(room, after, cap) {
       return messages.countDocuments({ room, seq: { $gt: after } }, { limit: cap });
+    },
+    async seqsIn(from, to, room) {
+      const filter = room === undefined ? { seq: { $gte: from, $lte: to } } : { room, seq: { $gte: from, $lte: to } };
+      const docs = await messages.find(filter, { projection: { _id: 0, seq: 1 } }).toArray();
+      return new Set(docs.map((d) => d.seq));
+    },
+    async ping(timeoutMs) {
+      // A frozen server never answers: the deadline is ours, not the server's.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`mongo ping: no answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        await Promise.race([client.db(dbName).command({ ping: 1 }), deadline]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async reconnect() {
+      const fresh = await connect();
+      const old = client;
+      client = fresh;
+      messages = fresh.db(dbName).collection<MessageDoc>('messages');
+      log.warn('mongo client replaced');
+      await old.close(true).catch((err: unknown) => log.debug({ err }, 'closing the old mongo client failed'));
     },
     async close() {
       await client.close();
