@@ -46,10 +46,13 @@ describe('MongoDB and Redis outages', () => {
   };
   const mongo = (): ServiceHandle => suite.mongoServer;
 
-  // MongoDB is frozen rather than restarted: FerretDB v1 (the native stack's MongoDB) was seen to lose writes it had
-  // acknowledged in the moments after a restart, which no client can defend against (see the README).
   it('MongoDB hung: sends are still acked; after it answers again every acked message is stored and delivered once, in order',
     () => survives('nomongo', () => mongo().freeze(), () => mongo().thaw()));
+
+  // The "FerretDB loses acknowledged writes after a restart" once blamed here was chat counting an insert cut off by
+  // the crash as stored (the driver reports it as a bulk error with no write errors).
+  it('MongoDB killed and restarted: every acked message is stored and delivered once, in order',
+    () => survives('killmongo', () => mongo().kill(), () => mongo().start()));
 
   it('Redis killed: sends are still acked; after it is back every acked message reaches every gateway once, in order',
     () => survives('noredis', () => suite.redis.kill(), () => suite.redis.start()));
