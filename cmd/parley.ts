@@ -92,7 +92,7 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
     throw err;
   }
   const log = createLogger({ name: `parley-${command}`, level: cfg.logLevel });
-  const metrics = createMetrics(command);
+  const metrics = createMetrics(command, { renderCacheMs: cfg.metricsCacheMs });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -111,10 +111,9 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
       closers.push(...base);
       if (command === 'all' || command === 'chat') closers.push(...(await runChat(cfg, log, metrics, shared)));
       if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
-      if (command === 'chat') {
-        const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => shared.nats.connected(), log);
-        closers.push({ name: 'ops', close: () => ops.close() });
-      }
+      // Every service has one (gateways too: /metrics is never on the public port, ADR 0011).
+      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => shared.nats.connected(), log);
+      closers.push({ name: 'ops', close: () => ops.close() });
     }
     if (command === 'presence') {
       const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => true, log);

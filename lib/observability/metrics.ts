@@ -10,12 +10,25 @@ export interface Metrics {
   jetstreamPublish: Histogram<'service' | 'result'>;
   framesRejected: Counter<'service' | 'code'>;
   persisted: Counter<'service' | 'result'>;
+  /** Storage reads of this process running / waiting for a slot (lib/store/gate.ts), and how each one ended. */
+  storageInflight: Gauge<'service'>;
+  storageQueued: Gauge<'service'>;
+  storageQueries: Counter<'service' | 'result'>;
   observeLatency(seconds: number): void;
+  /**
+   * The exposition text, rendered at most once per `renderCacheMs` (concurrent scrapes share one rendering): a
+   * rendering walks every metric and costs milliseconds of the event loop, so a scrape flood must not multiply it.
+   */
+  render(): Promise<string>;
+}
+
+export interface MetricsOptions {
+  renderCacheMs?: number;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-export function createMetrics(service: string): Metrics {
+export function createMetrics(service: string, opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
@@ -26,9 +39,24 @@ export function createMetrics(service: string): Metrics {
   const jetstreamPublish = new Histogram({ name: 'jetstream_publish_seconds', help: 'Time from publish to PubAck.', labelNames: ['service', 'result'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const framesRejected = new Counter({ name: 'frames_rejected_total', help: 'Client frames answered with an error frame, by code.', labelNames: ['service', 'code'], registers: [registry] });
   const persisted = new Counter({ name: 'messages_persisted_total', help: 'Events handled by the chat service: stored, redelivered, or duplicate.', labelNames: ['service', 'result'], registers: [registry] });
+  const storageInflight = new Gauge({ name: 'storage_queries_inflight', help: 'Storage reads running now.', labelNames: ['service'], registers: [registry] });
+  const storageQueued = new Gauge({ name: 'storage_queries_queued', help: 'Storage reads waiting for a slot now.', labelNames: ['service'], registers: [registry] });
+  const storageQueries = new Counter({ name: 'storage_queries_total', help: 'Storage reads by outcome: ok, error, rejected (bound reached), expired (waited too long), skipped (client gone).', labelNames: ['service', 'result'], registers: [registry] });
+  const cacheMs = opts.renderCacheMs ?? 1_000;
+  let cached: { at: number; text: Promise<string> } | undefined;
   let ewma = 0;
   return {
     registry, messagesSent, activeConnections, messageLatency, avgMessageLatencyMs, jetstreamPublish, framesRejected, persisted,
+    storageInflight, storageQueued, storageQueries,
+    render() {
+      const now = Date.now();
+      if (cached && now - cached.at < cacheMs) return cached.text;
+      const text = registry.metrics();
+      cached = { at: now, text };
+      // A failed rendering is not reused.
+      text.catch(() => { if (cached?.text === text) cached = undefined; });
+      return text;
+    },
     observeLatency(seconds) {
       messageLatency.observe(seconds);
       const ms = seconds * 1000;

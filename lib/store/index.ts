@@ -1,2 +1,4 @@
 export { openMessageStore, toStored } from './messages.js';
-export type { MessageDoc, MessageStore } from './messages.js';
+export { createReadGate, ClientGoneError, StorageBusyError } from './gate.js';
+export type { MessageDoc, MessageStore, StoreOptions } from './messages.js';
+export type { GateObserver, GateOptions, GateResult, ReadGate } from './gate.js';
