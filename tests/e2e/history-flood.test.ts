@@ -12,8 +12,11 @@ import type { ParleyProcess } from '../harness/parley.js';
 
 const HISTORY_RATE = 5;
 const HISTORY_BURST = 20;
-/** Delivery bound for the other user while the flood is on: normally ~10 ms here; before the fix it took seconds. */
-const P99_BOUND_MS = 1_000;
+/**
+ * Delivery bound for the other user while the flood is on. Measured here (2 cores, shared with the other suites):
+ * p99 100-450 ms with the fix; without it delivery stopped (a message still missing after 30 s).
+ */
+const P99_BOUND_MS = 1_500;
 
 /** Sum of a Prometheus metric's samples whose labels include every given one. */
 function metric(text: string, name: string, labels: Record<string, string> = {}): number {
