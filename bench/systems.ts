@@ -33,6 +33,8 @@ export interface Deployment {
   urls: string[];
   /** HTTP base URLs, one per gateway/server. */
   http: string[];
+  /** Parley: each gateway's metrics base URL (PARLEY_METRICS_PORT; /metrics is not on the public port). */
+  ops?: string[];
   procs: Proc[];
   /** Parley's JetStream names, for persistence progress. */
   stream?: string;
@@ -70,7 +72,7 @@ export async function startParley(ctx: BenchContext, tag: string, gateways = 2):
     PARLEY_MAX_INFLIGHT: '100000',
     PARLEY_MAX_CONNECTIONS_PER_USER: '0', PARLEY_MAX_CONNECTIONS_PER_IP: '0',
     PARLEY_RATE_SEND_USER: '0', PARLEY_RATE_SEND_BYTES_USER: '0', PARLEY_RATE_SEND_IP: '0', PARLEY_RATE_SEND_BYTES_IP: '0',
-    PARLEY_RATE_CONNECT_USER: '0', PARLEY_RATE_CONNECT_IP: '0',
+    PARLEY_RATE_CONNECT_USER: '0', PARLEY_RATE_CONNECT_IP: '0', PARLEY_RATE_HISTORY_USER: '0', PARLEY_RATE_HISTORY_IP: '0',
   };
   const stop = async (): Promise<void> => {
     await stopAll(procs);
@@ -84,17 +86,21 @@ export async function startParley(ctx: BenchContext, tag: string, gateways = 2):
     await chat.waitForLine('chat consuming', 30_000, '"level":60');
     const urls: string[] = [];
     const http: string[] = [];
+    const ops: string[] = [];
     for (let i = 0; i < gateways; i++) {
       const port = await freePort();
+      const opsPort = await freePort();
       const name = `parley-gateway${i}-${tag}`;
-      const gw = spawnNode({ name, args: [PARLEY, 'gateway'], env: { ...env, PORT: String(port), PARLEY_GATEWAY_ID: `bench-${tag}-${i}` }, logFile: join(ctx.logDir, `${name}.log`), nodeFlags: flags(ctx, name) });
+      const gwEnv = { ...env, PORT: String(port), PARLEY_METRICS_PORT: String(opsPort), PARLEY_GATEWAY_ID: `bench-${tag}-${i}` };
+      const gw = spawnNode({ name, args: [PARLEY, 'gateway'], env: gwEnv, logFile: join(ctx.logDir, `${name}.log`), nodeFlags: flags(ctx, name) });
       procs.push(gw);
       await waitHttp(`http://127.0.0.1:${port}/readyz`, 30_000, gw);
       urls.push(`ws://127.0.0.1:${port}/ws`);
       http.push(`http://127.0.0.1:${port}`);
+      ops.push(`http://127.0.0.1:${opsPort}`);
     }
     return {
-      system: 'parley', kind: 'ws', orderBy: 'room', urls, http, procs,
+      system: 'parley', kind: 'ws', orderBy: 'room', urls, http, ops, procs,
       stream: names.PARLEY_STREAM, consumer: 'chat-persist', mongoDb: names.PARLEY_MONGO_DB, stop,
     };
   } catch (err) {

@@ -96,7 +96,7 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
     throw err;
   }
   const log = createLogger({ name: `parley-${command}`, level: cfg.logLevel });
-  const metrics = createMetrics(command);
+  const metrics = createMetrics(command, { renderCacheMs: cfg.metricsCacheMs });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -116,14 +116,14 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
       const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared) : undefined;
       if (chat) closers.push(...chat.closers);
       if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
-      if (command === 'chat' && chat) {
-        const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
-          const st = chat.chat.status();
-          const nats = shared.nats.connected();
-          return { ...st, ready: st.ready && nats, nats: nats ? 'connected' : 'disconnected' };
-        }, log);
-        closers.push({ name: 'ops', close: () => ops.close() });
-      }
+      // Every service has one (gateways too: /metrics is never on the public port, ADR 0011); chat's /readyz also
+      // reports MongoDB and its consumer (ADR 0012).
+      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
+        const nats = shared.nats.connected();
+        const st = chat?.chat.status();
+        return { ...st, ready: nats && (st?.ready ?? true), nats: nats ? 'connected' : 'disconnected' };
+      }, log);
+      closers.push({ name: 'ops', close: () => ops.close() });
     }
     if (command === 'presence') {
       const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => ({ ready: true }), log);

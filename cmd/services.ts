@@ -31,7 +31,20 @@ export async function connectShared(cfg: Config, log: Logger, name: string): Pro
 
 export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: Shared): Promise<Closeable[]> {
   const glog = log.child({ component: 'gateway' });
-  const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
+  // The gateway only reads, on a client and pool of its own, bounded like its read gate: its reads can never hold
+  // more than maxInflight connections, and each one gives up after the query timeout (server- and client-side).
+  const st = cfg.storage;
+  const store = await openMessageStore(st.readUrl, cfg.mongoDb, log.child({ component: 'store' }), {
+    client: {
+      maxPoolSize: st.maxInflight,
+      waitQueueTimeoutMS: st.queueTimeoutMs,
+      // A hung server (or network) must not hold a slot longer than a query may run: neither on a new connection's
+      // handshake nor on a reply.
+      connectTimeoutMS: st.queryTimeoutMs + 1_000,
+      socketTimeoutMS: st.queryTimeoutMs + 1_000,
+    },
+    readTimeoutMs: st.queryTimeoutMs,
+  });
   const plog = log.child({ component: 'presence' });
   const presence = await startGatewayPresence(cfg, plog);
   const gateway = await startGateway({

@@ -58,7 +58,7 @@ export async function runConnections(ctx: BenchContext, o: ConnectionsOptions, t
       : 'target reached';
     await sleep(1_000);
     const before = sampleProc(gw.pid)!;
-    const heapBefore = await heapUsed(dep.http[0]!);
+    const heapBefore = await heapUsed(dep.ops![0]!);
     const n = Math.ceil(attempted / o.perHolder);
     const progress: HoldProgress[] = [];
     const done: Array<Promise<void>> = [];
@@ -89,7 +89,7 @@ export async function runConnections(ctx: BenchContext, o: ConnectionsOptions, t
     const seconds = (Date.now() - started) / 1000;
     await sleep(2_000); // let the gateway settle (allocations after welcome, GC)
     const after = sampleProc(gw.pid)!;
-    const heapAfter = await heapUsed(dep.http[0]!);
+    const heapAfter = await heapUsed(dep.ops![0]!);
     const reached = progress.reduce((a, p) => a + p.opened, 0);
     const failed = progress.reduce((a, p) => a + p.failed, 0);
     const stopped = progress.find((p) => p.stoppedBy);

@@ -1,4 +1,5 @@
-// HTTP: autocannon against a gateway's /metrics, and the history endpoint GET /rooms/:room/messages once it exists.
+// HTTP: autocannon against a gateway's /metrics (on its metrics port, rendering cached), and the history endpoint
+// GET /rooms/:room/messages (history rate limits off; the gateway's read gate still applies, so 503s count as non2xx).
 import autocannon from 'autocannon';
 import { WebSocket } from 'ws';
 import { mintToken } from '../../lib/auth/index.js';
@@ -22,14 +23,14 @@ export async function runHistory(ctx: BenchContext, o: { durationSec: number; co
   try {
     const base = dep.http[0]!;
     const headers = { authorization: `Bearer ${mintToken({ secret: ctx.secret, user: 'h0', ttlMs: 3_600_000 })}` };
-    const bench = async (endpoint: string, h?: Record<string, string>): Promise<HttpRun> => {
-      const r = await autocannon({ url: `${base}${endpoint}`, connections: o.connections, duration: o.durationSec, ...(h ? { headers: h } : {}) });
+    const bench = async (endpoint: string, h?: Record<string, string>, on = base): Promise<HttpRun> => {
+      const r = await autocannon({ url: `${on}${endpoint}`, connections: o.connections, duration: o.durationSec, ...(h ? { headers: h } : {}) });
       return {
         endpoint, available: true, reqPerSec: Math.round(r.requests.average), p50Ms: r.latency.p50, p99Ms: r.latency.p99, maxMs: r.latency.max,
         errors: r.errors + r.timeouts, non2xx: r.non2xx,
       };
     };
-    const out: HttpRun[] = [await bench('/metrics')];
+    const out: HttpRun[] = [await bench('/metrics', undefined, dep.ops![0]!)];
     const historyPath = `/rooms/${tag}r0/messages`;
     const probe = await fetch(`${base}${historyPath}`, { headers });
     await probe.arrayBuffer();

@@ -1,11 +1,11 @@
 // JWT verification at the edge (fast-jwt), with an explicit algorithm allow-list, and dev-token minting.
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import type { JwtConfig } from '../config/index.js';
-import { USER_ID } from '../protocol/index.js';
+import { isUserId } from '../protocol/index.js';
 
 export interface Identity {
   user: string;
-  /** Expiry in ms since the epoch, or undefined for a token without `exp`. */
+  /** Expiry in ms since the epoch, or undefined for a token without `exp` (only when `requireExp` is off). */
   expiresAt: number | undefined;
   claims: Record<string, unknown>;
 }
@@ -33,7 +33,7 @@ export function createAuthenticator(cfg: JwtConfig): Authenticator {
     ...(cfg.issuer ? { allowedIss: cfg.issuer } : {}),
     ...(cfg.audience ? { allowedAud: cfg.audience } : {}),
     // allowedIss/allowedAud only check a claim that is present: require it when configured.
-    requiredClaims: ['sub', ...(cfg.issuer ? ['iss'] : []), ...(cfg.audience ? ['aud'] : [])],
+    requiredClaims: ['sub', ...(cfg.requireExp ? ['exp'] : []), ...(cfg.issuer ? ['iss'] : []), ...(cfg.audience ? ['aud'] : [])],
     // Verified tokens are cached (bounded) so reconnect storms do not redo signature checks.
     cache: 10_000,
   };
@@ -54,7 +54,8 @@ export function createAuthenticator(cfg: JwtConfig): Authenticator {
       if (!token) throw new AuthError('missing', 'no token');
       const alg = headerAlg(token);
       const verify = verifiers.get(alg);
-      if (!verify) throw new AuthError('invalid', `algorithm ${JSON.stringify(alg)} is not accepted`);
+      // Messages are fixed strings: nothing from the token (its alg, claims) is reflected to the client.
+      if (!verify) throw new AuthError('invalid', 'token algorithm is not accepted');
       let claims: Record<string, unknown>;
       try {
         claims = verify(token);
@@ -62,13 +63,23 @@ export function createAuthenticator(cfg: JwtConfig): Authenticator {
         if (err instanceof TokenError) {
           if (err.code === TokenError.codes.expired) throw new AuthError('expired', 'token expired', { cause: err });
           if (err.code === TokenError.codes.malformed) throw new AuthError('malformed', 'token malformed', { cause: err });
-          throw new AuthError('invalid', err.message, { cause: err });
+          if (err.code === TokenError.codes.missingRequiredClaim) {
+            throw new AuthError('invalid', 'token lacks a required claim (sub, exp, or the configured iss/aud)', { cause: err });
+          }
         }
         throw new AuthError('invalid', 'token rejected', { cause: err });
       }
       const sub = claims.sub;
-      if (typeof sub !== 'string' || !USER_ID.test(sub)) throw new AuthError('invalid', 'token sub is not a valid user id');
-      return { user: sub, expiresAt: typeof claims.exp === 'number' ? claims.exp * 1000 : undefined, claims };
+      if (!isUserId(sub)) throw new AuthError('invalid', 'token sub is not a valid user id');
+      let expiresAt: number | undefined;
+      if (claims.exp !== undefined) {
+        if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) throw new AuthError('invalid', 'token exp is not a number');
+        expiresAt = claims.exp * 1000;
+      }
+      if (cfg.maxTtlMs > 0 && expiresAt !== undefined && expiresAt - Date.now() > cfg.maxTtlMs + cfg.clockToleranceMs) {
+        throw new AuthError('invalid', `token lifetime exceeds the ${Math.round(cfg.maxTtlMs / 1000)} s maximum`);
+      }
+      return { user: sub, expiresAt, claims };
     },
   };
 }

@@ -19,6 +19,10 @@ export interface JwtConfig {
   audience: string | undefined;
   /** Leeway for exp/nbf, in milliseconds. */
   clockToleranceMs: number;
+  /** Tokens without `exp` are refused (turn off only for service tokens you can revoke otherwise). */
+  requireExp: boolean;
+  /** Longest accepted token lifetime from now (`exp` - now), in milliseconds; 0: no cap. */
+  maxTtlMs: number;
 }
 
 export interface Limits {
@@ -33,6 +37,22 @@ export interface Limits {
   /** Per-socket send buffer; a reader further behind is disconnected instead of stalling the room. */
   maxBackpressureBytes: number;
   idleTimeoutSec: number;
+}
+
+/** Storage reads of one gateway (history, recovery from MongoDB): bounded so that no client can queue unbounded work. */
+export interface StorageConfig {
+  /** Reads of a separate client and pool (defaults to MONGO_URL): point it at a secondary to keep reads off the primary. */
+  readUrl: string;
+  /** Reads running at once per gateway; also the read pool's maxPoolSize. */
+  maxInflight: number;
+  /** Reads waiting for a slot per gateway; beyond it a request gets UNAVAILABLE / HTTP 503 at once. */
+  maxQueued: number;
+  /** Longest wait for a slot before UNAVAILABLE. */
+  queueTimeoutMs: number;
+  /** maxTimeMS of every read, and (plus a second) its socket timeout, so a hung server frees the slot. */
+  queryTimeoutMs: number;
+  /** History requests one connection may have in flight (RATE_LIMITED beyond). */
+  maxHistoryInflightPerConnection: number;
 }
 
 export interface StreamConfig {
@@ -97,15 +117,24 @@ export interface RateLimitConfig {
   /** Connection attempts (accepted upgrades). */
   connectPerUser: RateConfig;
   connectPerIp: RateConfig;
-  /** Consecutive rate-limited sends after which the connection is closed with 4008. */
+  /** History pages (WebSocket `history` and HTTP GET /rooms/:room/messages together). */
+  historyPerUser: RateConfig;
+  historyPerIp: RateConfig;
+  /**
+   * Rejected frames (any error frame the client caused) a connection may accumulate, refilled at
+   * `violationsPerSec`; one more closes it with 4008.
+   */
   maxViolations: number;
+  violationsPerSec: number;
 }
 
 export interface Config {
   port: number;
   host: string;
-  /** /metrics, /healthz, /readyz of `parley chat` and `parley presence` (gateways serve them on `port`). */
+  /** /metrics, /healthz, /readyz of every service (never on the public gateway port). */
   metricsPort: number;
+  /** How long a rendering of /metrics is reused (scrapes are cheap however often they come). */
+  metricsCacheMs: number;
   natsUrl: string;
   redisUrl: string;
   mongoUrl: string;
@@ -117,6 +146,7 @@ export interface Config {
   shutdownTimeoutMs: number;
   jwt: JwtConfig;
   limits: Limits;
+  storage: StorageConfig;
   stream: StreamConfig;
   chat: ChatConfig;
   recovery: RecoveryConfig;
@@ -169,6 +199,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: r.int('PORT', 8080, 0, 65535),
     host: r.str('PARLEY_HOST', '0.0.0.0'),
     metricsPort: r.int('PARLEY_METRICS_PORT', 9464, 0, 65535),
+    metricsCacheMs: r.int('PARLEY_METRICS_CACHE_MS', 1_000, 0, 60_000),
     natsUrl: r.url('NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
     redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     mongoUrl: r.url('MONGO_URL', 'mongodb://127.0.0.1:27017', ['mongodb:', 'mongodb+srv:']),
@@ -184,6 +215,8 @@ export function loadConfig(env: Env = process.env): Config {
       issuer: r.str('PARLEY_JWT_ISSUER', '') || undefined,
       audience: r.str('PARLEY_JWT_AUDIENCE', '') || undefined,
       clockToleranceMs: r.int('PARLEY_JWT_CLOCK_TOLERANCE_MS', 5_000, 0, 300_000),
+      requireExp: r.bool('PARLEY_JWT_REQUIRE_EXP', true),
+      maxTtlMs: r.int('PARLEY_JWT_MAX_TTL_SEC', 86_400, 0, 10 * 365 * 86_400) * 1000,
     },
     limits: {
       maxFrameBytes: r.int('PARLEY_MAX_FRAME_BYTES', 16 * 1024, 256, 16 * 1024 * 1024),
@@ -193,6 +226,14 @@ export function loadConfig(env: Env = process.env): Config {
       maxInflightPerConnection: r.int('PARLEY_MAX_INFLIGHT', 256, 1, 1_000_000),
       maxBackpressureBytes: r.int('PARLEY_MAX_BACKPRESSURE_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
       idleTimeoutSec: r.int('PARLEY_IDLE_TIMEOUT_SEC', 120, 0, 960),
+    },
+    storage: {
+      readUrl: r.url('PARLEY_MONGO_READ_URL', r.str('MONGO_URL', 'mongodb://127.0.0.1:27017'), ['mongodb:', 'mongodb+srv:']),
+      maxInflight: r.int('PARLEY_STORAGE_MAX_INFLIGHT', 8, 1, 1_000),
+      maxQueued: r.int('PARLEY_STORAGE_MAX_QUEUED', 64, 0, 100_000),
+      queueTimeoutMs: r.int('PARLEY_STORAGE_QUEUE_TIMEOUT_MS', 1_000, 10, 60_000),
+      queryTimeoutMs: r.int('PARLEY_MONGO_QUERY_TIMEOUT_MS', 2_000, 50, 600_000),
+      maxHistoryInflightPerConnection: r.int('PARLEY_HISTORY_MAX_INFLIGHT', 2, 1, 1_000),
     },
     stream: {
       name: streamName,
@@ -235,7 +276,10 @@ export function loadConfig(env: Env = process.env): Config {
       sendBytesPerIp: r.rate('PARLEY_RATE_SEND_BYTES_IP', 2 * 1024 * 1024, 4 * 1024 * 1024),
       connectPerUser: r.rate('PARLEY_RATE_CONNECT_USER', 2, 10),
       connectPerIp: r.rate('PARLEY_RATE_CONNECT_IP', 50, 200),
+      historyPerUser: r.rate('PARLEY_RATE_HISTORY_USER', 5, 20),
+      historyPerIp: r.rate('PARLEY_RATE_HISTORY_IP', 100, 200),
       maxViolations: r.int('PARLEY_RATE_MAX_VIOLATIONS', 20, 1, 1_000_000),
+      violationsPerSec: r.num('PARLEY_RATE_VIOLATIONS_PER_SEC', 1, 0.001, 1_000_000),
     },
   };
   if (cfg.stream.duplicateWindowMs > cfg.stream.maxAgeMs && cfg.stream.maxAgeMs > 0) {
@@ -287,6 +331,13 @@ class Reader {
   /** `<NAME>` per second (decimals allowed, 0 disables) and `<NAME>_BURST` (a whole number of units, at least 1). */
   rate(name: string, perSec: number, burst: number): RateConfig {
     return { perSec: this.num(name, perSec, 0, 1e12), burst: this.int(`${name}_BURST`, burst, 1, Number.MAX_SAFE_INTEGER) };
+  }
+
+  bool(name: string, def: boolean): boolean {
+    const v = this.str(name, def ? 'true' : 'false').toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    throw new ConfigError(name, `expected true or false, got ${JSON.stringify(v)}`);
   }
 
   oneOf(name: string, def: string, allowed: string[]): string {

@@ -3,7 +3,11 @@ import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/index.js';
 
 export interface UpgradeCredentials {
   token: string | undefined;
-  /** The Sec-WebSocket-Protocol value to answer with ('' for none). Browsers require one of the offered values. */
+  /**
+   * The Sec-WebSocket-Protocol to answer with: `parley.v1` when offered, else '' (none). Never the `token.<jwt>`
+   * entry: that would echo the credential into a response header (and into proxies' logs). Browsers fail a handshake
+   * answered without one of their offers, so browser clients offer `parley.v1` beside the token.
+   */
   protocol: string;
 }
 
@@ -17,7 +21,7 @@ export function credentialsFrom(authorization: string, query: string, protocols:
     const offered = protocols.split(',').map((p) => p.trim()).filter(Boolean);
     const tokenEntry = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
     if (!token && tokenEntry) token = tokenEntry.slice(TOKEN_SUBPROTOCOL_PREFIX.length);
-    protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (tokenEntry ?? offered[0] ?? '');
+    if (offered.includes(SUBPROTOCOL)) protocol = SUBPROTOCOL;
   }
   return { token: token || undefined, protocol };
 }

@@ -1,18 +1,23 @@
 // GET /rooms/:room/messages?before=&limit= — a page of a room's history from MongoDB, newest first (JWT required).
+// Limited like WebSocket `history`: the user's and the address's budgets (429), then the gateway's read gate (503).
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Authenticator, Identity } from '../auth/index.js';
 import { AuthError, roomAccess } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
 import { ROOM_ID } from '../protocol/index.js';
-import type { MessageStore } from '../store/index.js';
+import type { SendLimiter } from '../limits/index.js';
+import type { MessageStore, ReadGate } from '../store/index.js';
+import { ClientGoneError, StorageBusyError } from '../store/index.js';
 
 export interface HistoryDeps {
   cfg: Config;
   log: Logger;
   auth: Authenticator;
   store: MessageStore;
-  json(res: HttpResponse, status: string, body: unknown): void;
+  reads: ReadGate;
+  limiter: SendLimiter;
+  json(res: HttpResponse, status: string, body: unknown, headers?: Record<string, string>): void;
 }
 
 const fail = (code: string, message: string) => ({ error: { code, message } });
@@ -22,6 +27,7 @@ export function handleHistoryRequest(res: HttpResponse, req: HttpRequest, d: His
   const room = req.getParameter(0) ?? '';
   const query = new URLSearchParams(req.getQuery() ?? '');
   const authz = /^Bearer\s+(\S+)\s*$/i.exec(req.getHeader('authorization'));
+  const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
   let aborted = false;
   res.onAborted(() => { aborted = true; });
 
@@ -40,14 +46,22 @@ export function handleHistoryRequest(res: HttpResponse, req: HttpRequest, d: His
   if (before === null || limit === null || limit > d.cfg.recovery.historyMaxLimit) {
     return d.json(res, '400 Bad Request', fail('BAD_FRAME', `before must be a positive integer seq; limit 1..${d.cfg.recovery.historyMaxLimit}`));
   }
-  d.store.page(room, before, limit + 1).then((page) => {
+  const retryAfter = (ms: number) => ({ 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) });
+  d.limiter.admitHistory(id.user, ip).then(async (wait) => {
+    if (aborted) return;
+    if (wait > 0) return d.json(res, '429 Too Many Requests', fail('RATE_LIMITED', 'history rate limit exceeded'), retryAfter(wait));
+    const page = await d.reads.run(() => d.store.page(room, before, limit + 1), () => !aborted);
     if (aborted) return;
     const more = page.length > limit;
     const messages = more ? page.slice(0, limit) : page;
     d.json(res, '200 OK', { room, messages, more, next: more ? messages[messages.length - 1]!.seq : null });
-  }, (err: unknown) => {
+  }).catch((err: unknown) => {
+    if (aborted || err instanceof ClientGoneError) return;
+    if (err instanceof StorageBusyError) {
+      return d.json(res, '503 Service Unavailable', fail('UNAVAILABLE', 'history is busy; retry later'), retryAfter(err.retryAfterMs));
+    }
     d.log.warn({ err, room }, 'history request failed');
-    if (!aborted) d.json(res, '503 Service Unavailable', fail('UNAVAILABLE', 'history is unavailable now; retry'));
+    d.json(res, '503 Service Unavailable', fail('UNAVAILABLE', 'history is unavailable now; retry'), retryAfter(1000));
   });
 }
 

@@ -14,8 +14,10 @@ import {
   parseClientFrame, welcomeFrame,
 } from '../protocol/index.js';
 import type { Broadcast, ClientFrame, ErrorCode, HistoryFrame, JoinFrame, RoomId, SendFrame, StoredMessage } from '../protocol/index.js';
-import type { MessageStore } from '../store/index.js';
+import type { MessageStore, ReadGate } from '../store/index.js';
+import { ClientGoneError, StorageBusyError, createReadGate } from '../store/index.js';
 import type { SendLimiter } from '../limits/index.js';
+import { gcraStep } from '../limits/index.js';
 import type { GatewayPresence } from '../presence/index.js';
 import { handleHistoryRequest } from './history.js';
 import { credentialsFrom } from './auth.js';
@@ -31,11 +33,11 @@ export interface GatewayDeps {
   publisher: EventPublisher;
   /** The stream, read by room: recovery and gap repair. */
   reader: RoomReader;
-  /** MongoDB: history, and recovery of what the stream no longer holds. */
+  /** MongoDB (its own bounded read pool): history, and recovery of what the stream no longer holds. */
   store: MessageStore;
   /** Sessions, presence, typing and connection limits in Redis (lib/presence). */
   presence: GatewayPresence;
-  /** Cluster-wide send budgets (lib/limits). */
+  /** Cluster-wide send and history budgets (lib/limits). */
   limiter: SendLimiter;
 }
 
@@ -59,13 +61,18 @@ interface Conn {
   closed: boolean;
   /** User-Agent, bounded; stored with the session. */
   ua: string;
-  /** Consecutive rate-limited sends; at cfg.rateLimits.maxViolations the connection is closed with 4008. */
-  violations: number;
+  /** GCRA state of the connection's budget of rejected frames (cfg.rateLimits.maxViolations, violationsPerSec). */
+  rejectTat: number;
+  /** History requests of this connection not answered yet. */
+  historyInflight: number;
 }
 
 type Ws = WebSocket<Conn>;
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+
+/** Codes that are the server's doing, not the client's: they do not spend the connection's rejection budget. */
+const SERVER_SIDE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['UNAVAILABLE', 'INTERNAL']);
 
 function removeFrom(list: RoomId[], room: RoomId): boolean {
   const i = list.indexOf(room);
@@ -82,7 +89,18 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   let onIdle: (() => void) | undefined;
   let draining = false;
 
+  // No `uWebSockets: 20` header on every response (uWS's "silent" mode): nothing advertises the server's software.
+  (uws as unknown as { _cfg(flag: string): void })._cfg('silent');
   const app: TemplatedApp = uws.App();
+  // Storage reads of this gateway (history, recovery from MongoDB) share one bound (lib/store/gate.ts).
+  const reads: ReadGate = createReadGate(cfg.storage, {
+    depth: (inflight, queued) => {
+      metrics.storageInflight.set(inflight);
+      metrics.storageQueued.set(queued);
+    },
+    result: (result) => metrics.storageQueries.inc({ result }),
+  });
+  const rejectRate = { perSec: cfg.rateLimits.violationsPerSec, burst: cfg.rateLimits.maxViolations };
   const sub: FanoutSubscriber = await createFanoutSubscriber(cfg.redisUrl, cfg.redisPrefix, log, (room, payload) => {
     // Parsed once per gateway, serialised once per gateway (in deliver), never per recipient.
     let b: Broadcast;
@@ -128,9 +146,26 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       ws.end(CLOSE_CODES.SLOW_CONSUMER.code, 'send buffer full');
     }
   };
-  const reject = (ws: Ws, code: ErrorCode, message: string, ref?: string): void => {
+  /**
+   * Answers a failed request with an error frame. Every frame the client got wrong (any code but UNAVAILABLE and
+   * INTERNAL) spends one unit of the connection's rejection budget; the one beyond it closes the connection with
+   * 4008, so a burst of bad frames costs the gateway a bounded amount of work.
+   */
+  const reject = (ws: Ws, code: ErrorCode, message: string, ref?: string, retryAfterMs?: number): void => {
     metrics.framesRejected.inc({ code });
-    send(ws, errorFrame(code, message, ref));
+    const c = ws.getUserData();
+    send(ws, errorFrame(code, message, ref, retryAfterMs));
+    if (SERVER_SIDE.has(code) || c.closed) return;
+    const step = gcraStep(c.rejectTat || undefined, Date.now(), rejectRate, 1);
+    if (step.waitMs > 0) ws.end(CLOSE_CODES.POLICY.code, 'too many rejected frames');
+    else c.rejectTat = step.tat;
+  };
+  /** Storage read failures: the gate's own refusals say when to retry; a client that left gets nothing. */
+  const readFailed = (ws: Ws, err: unknown, what: string, ref: string): void => {
+    if (err instanceof ClientGoneError) return;
+    if (err instanceof StorageBusyError) return reject(ws, 'UNAVAILABLE', `${what} is busy; retry later`, ref, err.retryAfterMs);
+    log.warn({ err, room: ref }, `${what} failed`);
+    reject(ws, 'UNAVAILABLE', `${what} is unavailable now; retry`, ref);
   };
 
   // Token expiry: one sweep a second over all sockets instead of a timer per connection (memory at 100k idle
@@ -145,6 +180,8 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   expirySweep.unref();
 
   const onSend = (ws: Ws, c: Conn, f: SendFrame): void => {
+    // The token's current access, not the one the room was joined with (a refresh may have narrowed it).
+    if (!c.access(f.room)) return reject(ws, 'FORBIDDEN', 'this token may not send to this room', f.id);
     if (!c.rooms.includes(f.room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before sending to it', f.id);
     if (c.inflight >= limits.maxInflightPerConnection) {
       return reject(ws, 'RATE_LIMITED', 'too many unacknowledged sends', f.id);
@@ -218,6 +255,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       return reject(ws, 'RATE_LIMITED', `at most ${limits.maxRoomsPerConnection} rooms per connection`, room);
     }
     c.rooms.push(room);
+    const alive = (): boolean => !c.closed;
     const abandon = (): void => {
       if (removeFrom(c.rooms, room)) rooms.leave(room);
     };
@@ -257,7 +295,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
         };
         // Seqs are dense across the stream, so a seq gap within the limit bounds the backlog without a count query.
         const backlog = st.cursor - since > cfg.recovery.maxMessages
-          ? await d.store.countAfter(room, since, cfg.recovery.maxMessages + 1)
+          ? await reads.run(() => d.store.countAfter(room, since, cfg.recovery.maxMessages + 1), alive)
           : 0;
         if (backlog > cfg.recovery.maxMessages) {
           recovered = false; // too far behind: no replay; the client pages `history` back from `joined.seq`
@@ -273,7 +311,8 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
           if (upper > pos + 1) {
             const { first } = await d.reader.bounds();
             if (first > pos + 1) {
-              for (const m of await d.store.range(room, pos, Math.min(upper, first), cfg.recovery.maxMessages)) {
+              const older = await reads.run(() => d.store.range(room, pos, Math.min(upper, first), cfg.recovery.maxMessages), alive);
+              for (const m of older) {
                 if (!(await replay1(m))) break;
               }
             }
@@ -285,31 +324,48 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
           if (got.length === 0) pos = Math.max(pos, target);
         }
       } catch (err) {
-        log.warn({ err, room }, 'recovery failed');
         abandon();
-        return reject(ws, 'UNAVAILABLE', 'could not recover the room now; retry', room);
+        return readFailed(ws, err, 'recovery', room);
       }
     }
     if (c.closed || !c.rooms.includes(room)) return abandon();
+    // A refresh while this join awaited may have taken the room away.
+    if (!c.access(room)) {
+      abandon();
+      return reject(ws, 'FORBIDDEN', 'this token may not join this room', room);
+    }
     // No await between the last cursor check and here: the topic delivers exactly what follows the cursor.
     ws.subscribe(room);
     d.presence.joined(c.session, room);
     send(ws, joinedFrame(room, st.cursor, recovered, replayed, online));
   };
 
+  /**
+   * A page of history. Bounded three ways before MongoDB sees it: in flight per connection, the user's and the
+   * address's cluster-wide budgets (shared with HTTP history), and the gateway's read gate, which also drops the
+   * read if the connection closes while it waits.
+   */
   const onHistory = async (ws: Ws, c: Conn, f: HistoryFrame): Promise<void> => {
     if (!c.access(f.room)) return reject(ws, 'FORBIDDEN', 'this token may not read this room', f.room);
     const limit = f.limit ?? cfg.recovery.historyDefaultLimit;
     if (limit > cfg.recovery.historyMaxLimit) {
       return reject(ws, 'BAD_FRAME', `history.limit must be at most ${cfg.recovery.historyMaxLimit}`, f.room);
     }
+    if (c.historyInflight >= cfg.storage.maxHistoryInflightPerConnection) {
+      return reject(ws, 'RATE_LIMITED', `at most ${cfg.storage.maxHistoryInflightPerConnection} history requests in flight`, f.room);
+    }
+    c.historyInflight++;
     try {
-      const page = await d.store.page(f.room, f.before, limit + 1);
+      const wait = await d.limiter.admitHistory(c.user, c.ip);
+      if (c.closed) return;
+      if (wait > 0) return reject(ws, 'RATE_LIMITED', 'history rate limit exceeded', f.room, wait);
+      const page = await reads.run(() => d.store.page(f.room, f.before, limit + 1), () => !c.closed);
       const more = page.length > limit;
       send(ws, historyFrame(f.room, more ? page.slice(0, limit) : page, more));
     } catch (err) {
-      log.warn({ err, room: f.room }, 'history failed');
-      reject(ws, 'UNAVAILABLE', 'history is unavailable now; retry', f.room);
+      readFailed(ws, err, 'history', f.room);
+    } finally {
+      c.historyInflight--;
     }
   };
 
@@ -331,27 +387,31 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     if (id.user !== c.user) return reject(ws, 'FORBIDDEN', 'a refresh must be for the same user');
     c.expiresAt = id.expiresAt;
     c.access = roomAccess(id.claims);
+    // Rooms the new token no longer allows are left at once, each with a frame that says why.
+    for (const room of c.rooms.filter((r) => !c.access(r))) {
+      removeFrom(c.rooms, room);
+      ws.unsubscribe(room);
+      rooms.leave(room);
+      d.presence.left(c.session, room);
+      send(ws, leftFrame(room, 'forbidden'));
+    }
     send(ws, JSON.stringify({ type: 'refreshed', expiresAt: id.expiresAt ?? null }));
   };
 
   // Cluster-wide send budgets (lib/limits): one EVALSHA per send, before onSend, so nothing over budget is published.
   // Sends to a room not joined go straight to onSend, which refuses them without spending budget.
   const limitSend = (ws: Ws, c: Conn, f: SendFrame): void => {
-    if (!c.rooms.includes(f.room)) return onSend(ws, c, f);
+    if (!c.rooms.includes(f.room) || !c.access(f.room)) return onSend(ws, c, f);
     void d.limiter.admitSend(c.user, c.ip, Buffer.byteLength(f.body, 'utf8')).then((retryAfterMs) => {
       if (c.closed) return;
-      if (retryAfterMs === 0) {
-        c.violations = 0;
-        return onSend(ws, c, f);
-      }
-      metrics.framesRejected.inc({ code: 'RATE_LIMITED' });
-      send(ws, errorFrame('RATE_LIMITED', 'send rate limit exceeded', f.id, retryAfterMs));
-      if (++c.violations >= cfg.rateLimits.maxViolations) ws.end(CLOSE_CODES.POLICY.code, 'rate limit exceeded repeatedly');
+      if (retryAfterMs === 0) return onSend(ws, c, f);
+      reject(ws, 'RATE_LIMITED', 'send rate limit exceeded', f.id, retryAfterMs);
     });
   };
 
   // Ephemeral: never stored nor in JetStream. Throttled per user and room; extra signals are dropped silently.
   const onTyping = (ws: Ws, c: Conn, room: RoomId): void => {
+    if (!c.access(room)) return reject(ws, 'FORBIDDEN', 'this token may not type in this room', room);
     if (!c.rooms.includes(room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before typing in it', room);
     void d.presence.typing(c.user, room).then((frame) => {
       // ws.publish: this gateway's other members of the room, not the sender itself.
@@ -405,6 +465,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
         if (!creds.token) throw new AuthError('missing', 'no token (use Authorization: Bearer, ?token= or a token.<jwt> subprotocol)');
         id = d.auth.verify(creds.token);
       } catch (err) {
+        // AuthError messages are fixed strings; nothing of the token is reflected.
         const message = err instanceof AuthError ? err.message : 'token rejected';
         metrics.framesRejected.inc({ code: 'UNAUTHORIZED' });
         res.cork(() => {
@@ -416,7 +477,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       const conn: Conn = {
         user: id.user, session: randomUUID(), ip, expiresAt: id.expiresAt, rooms: [], inflight: 0, closed: false,
         access: roomAccess(id.claims), drainWaiters: undefined,
-        ua: req.getHeader('user-agent').slice(0, 256), violations: 0,
+        ua: req.getHeader('user-agent').slice(0, 256), rejectTat: 0, historyInflight: 0,
       };
       res.upgrade(conn, key, creds.protocol, extensions, context);
     },
@@ -477,33 +538,48 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     },
   });
 
-  const json = (res: HttpResponse, status: string, body: unknown): void => {
+  const json = (res: HttpResponse, status: string, body: unknown, headers?: Record<string, string>): void => {
     res.cork(() => {
       res.writeStatus(status);
       for (const [k, v] of Object.entries(JSON_HEADERS)) res.writeHeader(k, v);
+      for (const [k, v] of Object.entries(headers ?? {})) res.writeHeader(k, v);
       res.end(JSON.stringify(body));
     });
   };
-  app.get('/healthz', (res) => json(res, '200 OK', { status: 'ok' }));
-  app.get('/readyz', (res) => {
+  /** GET and HEAD of a small JSON endpoint; HEAD gets the same status and headers and no body. */
+  const probe = (path: string, answer: () => [string, unknown]): void => {
+    app.get(path, (res) => {
+      const [status, body] = answer();
+      json(res, status, body);
+    });
+    // res.end() without a body: this uWS build aborts the process on endWithoutBody() (seen with 20.30).
+    app.head(path, (res) => {
+      const [status] = answer();
+      res.cork(() => {
+        res.writeStatus(status);
+        for (const [k, v] of Object.entries(JSON_HEADERS)) res.writeHeader(k, v);
+        res.end();
+      });
+    });
+  };
+  probe('/healthz', () => ['200 OK', { status: 'ok' }]);
+  probe('/readyz', () => {
     const natsUp = d.nats.connected();
     const redisUp = sub.ready();
     const ok = natsUp && redisUp && !draining;
-    json(res, ok ? '200 OK' : '503 Service Unavailable', { status: ok ? 'ready' : 'not ready', nats: natsUp, redis: redisUp, draining });
+    return [ok ? '200 OK' : '503 Service Unavailable', { status: ok ? 'ready' : 'not ready', nats: natsUp, redis: redisUp, draining }];
   });
-  app.get('/metrics', (res) => {
-    let aborted = false;
-    res.onAborted(() => { aborted = true; });
-    metrics.registry.metrics().then((text) => {
-      if (aborted) return;
-      res.cork(() => res.writeHeader('content-type', metrics.registry.contentType).end(text));
-    }, (err: unknown) => {
-      log.error({ err }, 'metrics failed');
-      if (!aborted) json(res, '500 Internal Server Error', { error: { code: 'INTERNAL', message: 'metrics failed' } });
-    });
+  // /metrics is served on PARLEY_METRICS_PORT only (lib/observability/http.ts), never on this public port.
+  app.get('/rooms/:room/messages', (res, req) => handleHistoryRequest(res, req, {
+    cfg, log, auth: d.auth, store: d.store, reads, limiter: d.limiter, json,
+  }));
+  app.any('/*', (res, req) => {
+    if (req.getMethod() === 'head') {
+      res.cork(() => res.writeStatus('404 Not Found').end());
+      return;
+    }
+    json(res, '404 Not Found', { error: { code: 'NOT_FOUND', message: 'no such endpoint' } });
   });
-  app.get('/rooms/:room/messages', (res, req) => handleHistoryRequest(res, req, { cfg, log, auth: d.auth, store: d.store, json }));
-  app.any('/*', (res) => json(res, '404 Not Found', { error: { code: 'NOT_FOUND', message: 'no such endpoint' } }));
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port}`))));

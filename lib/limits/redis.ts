@@ -1,4 +1,5 @@
-// Cluster-wide send limits: one EVALSHA per `send` charges the user's and the IP's message and byte budgets at once.
+// Cluster-wide request limits: one EVALSHA per `send` charges the user's and the IP's message and byte budgets at once,
+// one per history page the user's and the IP's history budgets.
 // When Redis does not answer, the gateway fails open to the in-process LocalLimiter rather than refusing chat.
 import type { Redis } from 'ioredis';
 import type { RateLimitConfig } from '../config/index.js';
@@ -10,6 +11,8 @@ import { RATE_LIMIT_LUA } from './lua.js';
 export interface SendLimiter {
   /** Resolves 0 when the send fits the budgets (which are then charged), else the ms until it would. Never rejects. */
   admitSend(user: string, ip: string, bytes: number): Promise<number>;
+  /** The same for one history page (WebSocket or HTTP), against the user's and the address's history budgets. */
+  admitHistory(user: string, ip: string): Promise<number>;
   /** True while decisions come from the local fallback instead of Redis. */
   degraded(): boolean;
 }
@@ -36,17 +39,8 @@ export function pushCharge(args: Array<string | number>, keyIndex: number, field
 export function createSendLimiter(redis: Redis, prefix: string, cfg: RateLimitConfig, log: Logger): SendLimiter {
   const r = defineRateLimitCommand(redis);
   const local = new LocalLimiter();
-  const enabled = [cfg.sendPerUser, cfg.sendBytesPerUser, cfg.sendPerIp, cfg.sendBytesPerIp].some((x) => x.perSec > 0);
   let degraded = false;
 
-  const fallback = (user: string, ip: string, bytes: number): number => {
-    const charges: Charge[] = [];
-    if (cfg.sendPerUser.perSec > 0) charges.push({ key: `u:${user}`, rate: cfg.sendPerUser, cost: 1 });
-    if (cfg.sendBytesPerUser.perSec > 0) charges.push({ key: `ub:${user}`, rate: cfg.sendBytesPerUser, cost: bytes });
-    if (cfg.sendPerIp.perSec > 0) charges.push({ key: `i:${ip}`, rate: cfg.sendPerIp, cost: 1 });
-    if (cfg.sendBytesPerIp.perSec > 0) charges.push({ key: `ib:${ip}`, rate: cfg.sendBytesPerIp, cost: bytes });
-    return local.charge(charges, Date.now());
-  };
   const setDegraded = (on: boolean, err?: unknown): void => {
     if (on === degraded) return;
     degraded = on;
@@ -54,20 +48,30 @@ export function createSendLimiter(redis: Redis, prefix: string, cfg: RateLimitCo
     else log.info('rate limits: Redis is back, cluster-wide limits again');
   };
 
-  return {
-    degraded: () => degraded,
-    async admitSend(user, ip, bytes) {
+  /** One request against a user's and an address's budgets: a count limit each, and a byte limit each when given. */
+  interface Budget { scope: string; user: Rate; ip: Rate; userBytes?: Rate; ipBytes?: Rate }
+  const budget = (b: Budget) => {
+    const enabled = [b.user, b.ip, b.userBytes, b.ipBytes].some((x) => x !== undefined && x.perSec > 0);
+    const fallback = (user: string, ip: string, bytes: number): number => {
+      const charges: Charge[] = [];
+      if (b.user.perSec > 0) charges.push({ key: `${b.scope}:u:${user}`, rate: b.user, cost: 1 });
+      if (b.userBytes && b.userBytes.perSec > 0) charges.push({ key: `${b.scope}:ub:${user}`, rate: b.userBytes, cost: bytes });
+      if (b.ip.perSec > 0) charges.push({ key: `${b.scope}:i:${ip}`, rate: b.ip, cost: 1 });
+      if (b.ipBytes && b.ipBytes.perSec > 0) charges.push({ key: `${b.scope}:ib:${ip}`, rate: b.ipBytes, cost: bytes });
+      return local.charge(charges, Date.now());
+    };
+    return async (user: string, ip: string, bytes: number): Promise<number> => {
       if (!enabled) return 0;
       // Not connected: decide at once locally instead of waiting for a reconnect on the hot path.
       if (redis.status !== 'ready') {
         setDegraded(true);
         return fallback(user, ip, bytes);
       }
-      const args: Array<string | number> = [rateKey(prefix, 'send-user', user), rateKey(prefix, 'send-ip', ip)];
-      pushCharge(args, 1, 'm', cfg.sendPerUser, 1);
-      pushCharge(args, 1, 'b', cfg.sendBytesPerUser, bytes);
-      pushCharge(args, 2, 'm', cfg.sendPerIp, 1);
-      pushCharge(args, 2, 'b', cfg.sendBytesPerIp, bytes);
+      const args: Array<string | number> = [rateKey(prefix, `${b.scope}-user`, user), rateKey(prefix, `${b.scope}-ip`, ip)];
+      pushCharge(args, 1, 'm', b.user, 1);
+      if (b.userBytes) pushCharge(args, 1, 'b', b.userBytes, bytes);
+      pushCharge(args, 2, 'm', b.ip, 1);
+      if (b.ipBytes) pushCharge(args, 2, 'b', b.ipBytes, bytes);
       try {
         const wait = await r.parleyRateLimit(2, ...args);
         setDegraded(false);
@@ -76,6 +80,14 @@ export function createSendLimiter(redis: Redis, prefix: string, cfg: RateLimitCo
         setDegraded(true, err);
         return fallback(user, ip, bytes);
       }
-    },
+    };
+  };
+  const send = budget({ scope: 'send', user: cfg.sendPerUser, ip: cfg.sendPerIp, userBytes: cfg.sendBytesPerUser, ipBytes: cfg.sendBytesPerIp });
+  const history = budget({ scope: 'history', user: cfg.historyPerUser, ip: cfg.historyPerIp });
+
+  return {
+    degraded: () => degraded,
+    admitSend: send,
+    admitHistory: (user, ip) => history(user, ip, 0),
   };
 }

@@ -1,5 +1,5 @@
-// /metrics, /healthz and /readyz for processes without a gateway (chat, presence), on node:http: they are scraped
-// every few seconds, not a hot path.
+// /metrics, /healthz and /readyz of every service on PARLEY_METRICS_PORT (never the public gateway port), on
+// node:http: they are scraped every few seconds, not a hot path.
 import { createServer } from 'node:http';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -18,10 +18,10 @@ export interface OpsServer {
 export async function startOpsServer(host: string, port: number, metrics: Metrics, ready: () => Readiness, log: Logger): Promise<OpsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405).end();
     } else if (path === '/metrics') {
-      metrics.registry.metrics().then(
+      metrics.render().then(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         (err: unknown) => {
           log.error({ err }, 'metrics failed');

@@ -14,12 +14,25 @@ export interface Metrics {
   consumerAckPending: Gauge<'service' | 'consumer'>;
   reconciled: Counter<'service' | 'result'>;
   gapsUnrepaired: Counter<'service'>;
+  /** Storage reads of this process running / waiting for a slot (lib/store/gate.ts), and how each one ended. */
+  storageInflight: Gauge<'service'>;
+  storageQueued: Gauge<'service'>;
+  storageQueries: Counter<'service' | 'result'>;
   observeLatency(seconds: number): void;
+  /**
+   * The exposition text, rendered at most once per `renderCacheMs` (concurrent scrapes share one rendering): a
+   * rendering walks every metric and costs milliseconds of the event loop, so a scrape flood must not multiply it.
+   */
+  render(): Promise<string>;
+}
+
+export interface MetricsOptions {
+  renderCacheMs?: number;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-export function createMetrics(service: string): Metrics {
+export function createMetrics(service: string, opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
@@ -34,10 +47,24 @@ export function createMetrics(service: string): Metrics {
   const consumerAckPending = new Gauge({ name: 'consumer_ack_pending_messages', help: 'Messages delivered to the consumer and not acknowledged yet.', labelNames: ['service', 'consumer'], registers: [registry] });
   const reconciled = new Counter({ name: 'reconcile_messages_total', help: 'Stream messages the reconciler checked against MongoDB, by result (checked, missing, inserted, duplicate).', labelNames: ['service', 'result'], registers: [registry] });
   const gapsUnrepaired = new Counter({ name: 'room_gaps_unrepaired_total', help: 'Rooms whose gap a gateway could not read from the stream in time; their clients were told to recover (close 4010).', labelNames: ['service'], registers: [registry] });
+  const storageInflight = new Gauge({ name: 'storage_queries_inflight', help: 'Storage reads running now.', labelNames: ['service'], registers: [registry] });
+  const storageQueued = new Gauge({ name: 'storage_queries_queued', help: 'Storage reads waiting for a slot now.', labelNames: ['service'], registers: [registry] });
+  const storageQueries = new Counter({ name: 'storage_queries_total', help: 'Storage reads by outcome: ok, error, rejected (bound reached), expired (waited too long), skipped (client gone).', labelNames: ['service', 'result'], registers: [registry] });
+  const cacheMs = opts.renderCacheMs ?? 1_000;
+  let cached: { at: number; text: Promise<string> } | undefined;
   let ewma = 0;
   return {
     registry, messagesSent, activeConnections, messageLatency, avgMessageLatencyMs, jetstreamPublish, framesRejected, persisted,
-    consumerPending, consumerAckPending, reconciled, gapsUnrepaired,
+    storageInflight, storageQueued, storageQueries, consumerPending, consumerAckPending, reconciled, gapsUnrepaired,
+    render() {
+      const now = Date.now();
+      if (cached && now - cached.at < cacheMs) return cached.text;
+      const text = registry.metrics();
+      cached = { at: now, text };
+      // A failed rendering is not reused.
+      text.catch(() => { if (cached?.text === text) cached = undefined; });
+      return text;
+    },
     observeLatency(seconds) {
       messageLatency.observe(seconds);
       const ms = seconds * 1000;

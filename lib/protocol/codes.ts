@@ -5,9 +5,9 @@ export const ERROR_CODES = {
   FORBIDDEN: 'The user may not do this (for example, a refresh for another user).',
   BAD_FRAME: 'The frame is not valid JSON, has an unknown type, or a field is missing or malformed.',
   TOO_LARGE: 'The message body exceeds PARLEY_MAX_BODY_BYTES.',
-  RATE_LIMITED: 'Too many requests: too many unacknowledged sends, or a rate limit was hit (then `retryAfterMs` says when the same request would fit; nothing was published).',
+  RATE_LIMITED: 'Too many requests: too many unacknowledged sends or history requests in flight, or a send or history rate limit was hit (then `retryAfterMs` says when the same request would fit; nothing was published or read).',
   UNKNOWN_ROOM: 'The room id is invalid, or the connection has not joined the room.',
-  UNAVAILABLE: 'A backing service (JetStream) did not store the event; retrying with the same id is safe.',
+  UNAVAILABLE: 'A backing service (JetStream, MongoDB) did not answer, or the gateway\'s storage reads are at their bound (then `retryAfterMs`); retrying with the same id is safe.',
   INTERNAL: 'An unexpected server error; the connection stays open.',
 } as const;
 
@@ -30,7 +30,7 @@ export const CLOSE_CODES = {
     code: 4008,
     reconnect: true,
     reason: 'policy or limit violation (too many connections for the user or the address, too many connection attempts, ' +
-      'or repeated rate-limited sends; the close reason says which): reconnect after back-off',
+      'or too many rejected frames; the close reason says which): reconnect after back-off',
   },
   SLOW_CONSUMER: { code: 4009, reconnect: true, reason: 'send buffer full (the client reads too slowly): reconnect and recover with since' },
   RECOVER: {

@@ -6,8 +6,18 @@ export type RoomId = string;
 export const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Client message ids: UUIDs, ULIDs, nanoids. No `:` so `<userId>:<id>` splits unambiguously at the last colon. */
 export const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
-/** User ids come from the JWT `sub`; printable, no control characters, bounded. */
-export const USER_ID = /^[^\s\p{Cc}]{1,128}$/u;
+/**
+ * User ids come from the JWT `sub`: 1 to 128 code points of well-formed Unicode without whitespace, control,
+ * format or private-use characters. Lone surrogates would all become U+FFFD in NATS message ids, Redis keys and MongoDB ids (two
+ * users colliding); format characters (bidi overrides, zero-width joiners and spaces, BOM) let one id look like
+ * another. In `u` mode a lone surrogate is a code point of category Cs, so the class refuses it too.
+ */
+export const USER_ID = /^[^\s\p{Cc}\p{Cf}\p{Cs}\p{Co}]{1,128}$/u;
+
+/** Whether `v` is an acceptable user id (see USER_ID). */
+export function isUserId(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= 256 && (v as unknown as { isWellFormed(): boolean }).isWellFormed() && USER_ID.test(v);
+}
 
 export interface JoinFrame { type: 'join'; room: RoomId; since?: number }
 export interface LeaveFrame { type: 'leave'; room: RoomId }
@@ -128,7 +138,7 @@ function seqOf(v: unknown, field: string, ref: string): number {
 }
 
 function mentionsOf(v: unknown, max: number, ref?: string): string[] {
-  if (!Array.isArray(v) || v.length > max || !v.every((m) => typeof m === 'string' && USER_ID.test(m))) {
+  if (!Array.isArray(v) || v.length > max || !v.every(isUserId)) {
     throw new ProtocolError('BAD_FRAME', `send.mentions must be an array of at most ${max} user ids`, ref);
   }
   return v as string[];

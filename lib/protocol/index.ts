@@ -1,6 +1,6 @@
 export { ERROR_CODES, CLOSE_CODES, PROTOCOL_VERSION, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from './codes.js';
 export { ProtocolError } from './errors.js';
-export { parseClientFrame, ROOM_ID, CLIENT_MSG_ID, USER_ID } from './frames.js';
+export { parseClientFrame, isUserId, ROOM_ID, CLIENT_MSG_ID, USER_ID } from './frames.js';
 export {
   welcomeFrame, joinedFrame, leftFrame, ackFrame, errorFrame, messageFrame, historyFrame, presenceFrame, typingFrame,
 } from './server-frames.js';

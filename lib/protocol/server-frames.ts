@@ -6,8 +6,9 @@ export function welcomeFrame(user: string, session: string, protocol: number): s
   return JSON.stringify({ type: 'welcome', user, session, protocol });
 }
 
-export function leftFrame(room: RoomId): string {
-  return JSON.stringify({ type: 'left', room });
+/** `left {room, reason?}`: the answer to `leave`, or (with a reason, e.g. `forbidden` after a refresh) a leave the server made. */
+export function leftFrame(room: RoomId, reason?: string): string {
+  return JSON.stringify(reason === undefined ? { type: 'left', room } : { type: 'left', room, reason });
 }
 
 export function ackFrame(id: string, seq: number, duplicate: boolean): string {

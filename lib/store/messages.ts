@@ -1,7 +1,7 @@
 // MongoDB (or FerretDB) storage of chat messages. Writes are inserts keyed by the namespaced id, so a redelivered
 // event can never create a second document; FerretDB v1 has no transactions, so nothing here relies on them.
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import type { Collection } from 'mongodb';
+import type { Collection, MongoClientOptions } from 'mongodb';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -74,14 +74,24 @@ function bulkFailure(err: MongoBulkWriteError): BulkFailure {
 /** The driver's socket timeout: an operation on a hung server fails instead of waiting forever. */
 const SOCKET_TIMEOUT_MS = 30_000;
 
-export async function openMessageStore(url: string, dbName: string, log: Logger): Promise<MessageStore> {
+/** Options of a store's own client: a reading gateway bounds its pool and every query (lib/store/gate.ts). */
+export interface StoreOptions {
+  /** Pool bounds and timeouts of this store's MongoClient (one pool per store). */
+  client?: Pick<MongoClientOptions, 'maxPoolSize' | 'minPoolSize' | 'maxConnecting' | 'waitQueueTimeoutMS' | 'connectTimeoutMS' | 'socketTimeoutMS'>;
+  /** maxTimeMS of page, range and countAfter: the server abandons a read that runs longer. */
+  readTimeoutMs?: number;
+}
+
+export async function openMessageStore(url: string, dbName: string, log: Logger, opts: StoreOptions = {}): Promise<MessageStore> {
   const connect = async (): Promise<MongoClient> => new MongoClient(url, {
     appName: 'parley',
     serverSelectionTimeoutMS: 5_000,
     socketTimeoutMS: SOCKET_TIMEOUT_MS,
     // Retries are ours (the consumer retries a whole batch); keep the driver from retrying behind our back.
     retryWrites: false,
+    ...opts.client,
   }).connect();
+  const reads = opts.readTimeoutMs === undefined ? {} : { maxTimeMS: opts.readTimeoutMs };
   let client = await connect();
   let messages: Collection<MessageDoc> = client.db(dbName).collection<MessageDoc>('messages');
   await messages.createIndex({ room: 1, seq: -1 }, { name: 'room_seq' });
@@ -105,15 +115,15 @@ export async function openMessageStore(url: string, dbName: string, log: Logger)
     },
     async page(room, before, limit) {
       const filter = before === undefined ? { room } : { room, seq: { $lt: before } };
-      const docs = await messages.find(filter).sort({ seq: -1 }).limit(limit).toArray();
+      const docs = await messages.find(filter, reads).sort({ seq: -1 }).limit(limit).toArray();
       return docs.map(toStored);
     },
     async range(room, after, before, limit) {
-      const docs = await messages.find({ room, seq: { $gt: after, $lt: before } }).sort({ seq: 1 }).limit(limit).toArray();
+      const docs = await messages.find({ room, seq: { $gt: after, $lt: before } }, reads).sort({ seq: 1 }).limit(limit).toArray();
       return docs.map(toStored);
     },
     async countAfter(room, after, cap) {
-      return messages.countDocuments({ room, seq: { $gt: after } }, { limit: cap });
+      return messages.countDocuments({ room, seq: { $gt: after } }, { limit: cap, ...reads });
     },
     async seqsIn(from, to, room) {
       const filter = room === undefined ? { seq: { $gte: from, $lte: to } } : { room, seq: { $gte: from, $lte: to } };

@@ -105,7 +105,8 @@ describe('fan-out across two gateways', () => {
     const stored = /^messages_persisted_total\{[^}]*result="stored"[^}]*\} (\d+)/m.exec(chatMetrics);
     assert.ok(stored && Number(stored[1]) > 0, 'chat counts what it stored');
     assert.equal((await fetch(`http://127.0.0.1:${chat.opsPort}/readyz`)).status, 200);
-    const gwMetrics = await (await fetch(`${gw1.http}/metrics`)).text();
+    // On the metrics port: the public port has no /metrics.
+    const gwMetrics = await (await fetch(`http://127.0.0.1:${gw1.opsPort}/metrics`)).text();
     for (const name of ['messages_sent_total', 'active_connections_total', 'avg_message_latency_ms', 'message_latency_seconds_bucket', 'jetstream_publish_seconds_bucket']) {
       assert.match(gwMetrics, new RegExp(`^${name}`, 'm'), name);
     }

@@ -40,6 +40,8 @@ export function suiteEnv(urls: SuiteUrls, name = uniqueName('suite')): Record<st
     PARLEY_RATE_SEND_BYTES_IP: '0',
     PARLEY_RATE_CONNECT_USER: '0',
     PARLEY_RATE_CONNECT_IP: '0',
+    PARLEY_RATE_HISTORY_USER: '0',
+    PARLEY_RATE_HISTORY_IP: '0',
     PARLEY_MAX_CONNECTIONS_PER_USER: '0',
     PARLEY_MAX_CONNECTIONS_PER_IP: '0',
   };
@@ -59,7 +61,7 @@ export class ParleyProcess {
   private exited: Promise<number | null> = Promise.resolve(null);
   /** The port the gateway listens on (fixed after the first start, so clients can reconnect to it). */
   port = 0;
-  /** /metrics, /healthz, /readyz of a chat or presence process. */
+  /** /metrics, /healthz, /readyz of the process (PARLEY_METRICS_PORT). */
   opsPort = 0;
 
   private constructor(readonly command: Command, private readonly env: Record<string, string>) {}
@@ -92,6 +94,8 @@ export class ParleyProcess {
     // PARLEY_TEST_PROC_LOG_DIR keeps every process's full output for debugging (otherwise only the tail, in memory).
     const logDir = process.env.PARLEY_TEST_PROC_LOG_DIR;
     const logFile = logDir ? join(logDir, `${this.command}-${child.pid ?? 'x'}.log`) : undefined;
+    let sawReady = false;
+    this.opsPort = 0;
     const ready = new Promise<void>((resolve, reject) => {
       const onLine = (line: string): void => {
         if (logFile) appendFileSync(logFile, `${line}\n`);
@@ -104,7 +108,9 @@ export class ParleyProcess {
             else this.opsPort = rec.port;
           }
         }
-        if (line.includes(READY_MSG[this.command])) resolve();
+        if (line.includes(READY_MSG[this.command])) sawReady = true;
+        // Every command also serves /metrics on its ops port, which it logs after its ready message.
+        if (sawReady && this.opsPort > 0) resolve();
       };
       const onData = (chunk: Buffer): void => {
         buf += chunk.toString('utf8');

@@ -7,7 +7,7 @@ import type { JwtConfig } from '../../lib/config/index.js';
 import { credentialsFrom } from '../../lib/gateway/index.js';
 
 const secret = 'unit-secret-0123456789abcdef0123456789abcdef';
-const hs: JwtConfig = { secret, publicKey: undefined, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceMs: 0 };
+const hs: JwtConfig = { secret, publicKey: undefined, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceMs: 0, requireExp: true, maxTtlMs: 86_400_000 };
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 const reason = (fn: () => unknown): string => {
   try {
@@ -48,14 +48,55 @@ describe('authenticator', () => {
   it('an RS256 setup refuses HS tokens signed with the public key (key confusion)', () => {
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
     const auth = createAuthenticator({ ...hs, secret: undefined, publicKey, algorithms: ['RS256'] });
-    assert.equal(auth.verify(createSigner({ key: privateKey, algorithm: 'RS256' })({ sub: 'r' })).user, 'r');
+    assert.equal(auth.verify(createSigner({ key: privateKey, algorithm: 'RS256', expiresIn: 60_000 })({ sub: 'r' })).user, 'r');
     assert.equal(reason(() => auth.verify(createSigner({ key: publicKey, algorithm: 'HS256' })({ sub: 'r' }))), 'invalid');
   });
 
   it('verifies ES256 with an EC public key', () => {
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
     const auth = createAuthenticator({ ...hs, secret: undefined, publicKey, algorithms: ['ES256'] });
-    assert.equal(auth.verify(createSigner({ key: privateKey, algorithm: 'ES256' })({ sub: 'e' })).user, 'e');
+    assert.equal(auth.verify(createSigner({ key: privateKey, algorithm: 'ES256', expiresIn: 60_000 })({ sub: 'e' })).user, 'e');
+  });
+});
+
+describe('authenticator: identities and lifetimes (issue 10)', () => {
+  const message = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('refuses a sub that is not well-formed Unicode or hides format characters; accepts other scripts', () => {
+    const auth = createAuthenticator(hs);
+    for (const sub of ['a\uD800', 'a\uDC00', '\uD800\uD800', 'adm\u202Ein', 'ad\u200Bmin', 'a\u200Db', '\uFEFFx', 'a\u2066b', 'a\uE000', 'a b', '']) {
+      assert.equal(reason(() => auth.verify(mintToken({ secret, user: sub }))), 'invalid', JSON.stringify(sub));
+    }
+    for (const sub of ['élodie', '用户', '👩💻', 'a.b@example.com', 'x'.repeat(128)]) {
+      assert.equal(auth.verify(mintToken({ secret, user: sub })).user, sub);
+    }
+    assert.equal(reason(() => auth.verify(mintToken({ secret, user: 'x'.repeat(129) }))), 'invalid');
+  });
+
+  it('requires exp unless configured otherwise, and caps the lifetime', () => {
+    const noExp = createSigner({ key: secret })({ sub: 'svc' });
+    assert.equal(reason(() => createAuthenticator(hs).verify(noExp)), 'invalid');
+    const lax = createAuthenticator({ ...hs, requireExp: false });
+    assert.equal(lax.verify(noExp).expiresAt, undefined);
+    const capped = createAuthenticator({ ...hs, maxTtlMs: 3_600_000 });
+    assert.equal(reason(() => capped.verify(mintToken({ secret, user: 'a', ttlMs: 7_200_000 }))), 'invalid');
+    assert.ok(capped.verify(mintToken({ secret, user: 'a', ttlMs: 3_000_000 })).expiresAt! > Date.now());
+    assert.equal(createAuthenticator({ ...hs, maxTtlMs: 0 }).verify(mintToken({ secret, user: 'a', ttlMs: 365 * 86_400_000 })).user, 'a');
+  });
+
+  it('never reflects the token in its messages', () => {
+    const auth = createAuthenticator(hs);
+    const evil = `${b64({ alg: 'EVIL<script>' })}.${b64({ sub: 'x' })}.sig`;
+    assert.doesNotMatch(message(() => auth.verify(evil)), /EVIL|script/);
+    const badIss = createAuthenticator({ ...hs, issuer: 'idp' });
+    assert.doesNotMatch(message(() => badIss.verify(mintToken({ secret, user: 'a', issuer: 'EVIL-ISSUER' }))), /EVIL/);
   });
 });
 
@@ -64,7 +105,9 @@ describe('credentialsFrom', () => {
     assert.deepEqual(credentialsFrom('Bearer abc', '', ''), { token: 'abc', protocol: '' });
     assert.deepEqual(credentialsFrom('', 'token=q&x=1', ''), { token: 'q', protocol: '' });
     assert.deepEqual(credentialsFrom('', '', 'parley.v1, token.j.w.t'), { token: 'j.w.t', protocol: 'parley.v1' });
-    assert.deepEqual(credentialsFrom('', '', 'token.j.w.t'), { token: 'j.w.t', protocol: 'token.j.w.t' });
+    // The token entry is never the answer: it would echo the credential in a response header.
+    assert.deepEqual(credentialsFrom('', '', 'token.j.w.t'), { token: 'j.w.t', protocol: '' });
+    assert.deepEqual(credentialsFrom('', '', 'other, token.j.w.t'), { token: 'j.w.t', protocol: '' });
     assert.deepEqual(credentialsFrom('Basic xyz', '', ''), { token: undefined, protocol: '' });
   });
 });

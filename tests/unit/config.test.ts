@@ -13,6 +13,20 @@ describe('loadConfig', () => {
     assert.deepEqual(c.jwt.algorithms, ['HS256']);
   });
 
+  it('hardening defaults (issue 10): exp required and capped, bounded reads, history budgets, metrics cache', () => {
+    const c = loadConfig({ MONGO_URL: 'mongodb://db:27017' });
+    assert.equal(c.jwt.requireExp, true);
+    assert.equal(c.jwt.maxTtlMs, 86_400_000);
+    assert.equal(c.storage.readUrl, 'mongodb://db:27017', 'reads default to MONGO_URL');
+    assert.deepEqual([c.storage.maxInflight, c.storage.maxQueued, c.storage.queryTimeoutMs], [8, 64, 2_000]);
+    assert.deepEqual(c.rateLimits.historyPerUser, { perSec: 5, burst: 20 });
+    assert.equal(c.metricsCacheMs, 1_000);
+    const lax = loadConfig({ PARLEY_JWT_REQUIRE_EXP: 'false', PARLEY_JWT_MAX_TTL_SEC: '0', PARLEY_MONGO_READ_URL: 'mongodb://replica:27017/?readPreference=secondaryPreferred' });
+    assert.equal(lax.jwt.requireExp, false);
+    assert.equal(lax.jwt.maxTtlMs, 0);
+    assert.match(lax.storage.readUrl, /secondaryPreferred/);
+  });
+
   it('names the variable and the bad value', () => {
     const bad: Array<[Record<string, string>, string]> = [
       [{ PORT: 'eighty' }, 'PORT'],
@@ -27,6 +41,10 @@ describe('loadConfig', () => {
       [{ PARLEY_SUBJECT_ROOT: 'chat.>' }, 'PARLEY_SUBJECT_ROOT'],
       [{ PARLEY_MAX_BODY_BYTES: '0' }, 'PARLEY_MAX_BODY_BYTES'],
       [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
+      [{ PARLEY_JWT_REQUIRE_EXP: 'maybe' }, 'PARLEY_JWT_REQUIRE_EXP'],
+      [{ PARLEY_STORAGE_MAX_INFLIGHT: '0' }, 'PARLEY_STORAGE_MAX_INFLIGHT'],
+      [{ PARLEY_MONGO_READ_URL: 'http://x' }, 'PARLEY_MONGO_READ_URL'],
+      [{ PARLEY_RATE_VIOLATIONS_PER_SEC: '0' }, 'PARLEY_RATE_VIOLATIONS_PER_SEC'],
     ];
     for (const [env, variable] of bad) {
       assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable &&
