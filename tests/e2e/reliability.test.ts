@@ -204,19 +204,19 @@ describe('room feed: a gap the stream cannot fill', () => {
     const feed = new RoomFeed(noRedis, createRoomReader(nats.nc, jsm, cfg), (m: StoredMessage, prev: number) => {
       delivered.push({ seq: m.seq, prev });
     }, feedLog, gapTimeoutMs, (room) => lost.push(room));
-    return { send, delivered, lost, feed };
+    // Room r with one message, joined; then two more, whose broadcasts were lost (Redis); then the stream goes away.
+    await send('a');
+    await feed.join('r');
+    const s2 = await send('b');
+    const s3 = await send('c');
+    await server.stop();
+    return { delivered, lost, feed, s2, s3 };
   }
   const broadcast = (seq: number, prev: number): Broadcast => ({ room: 'r', id: `b${seq}`, seq, prev, from: 'u', body: '', ts: 1 });
 
   it('holds the room while the stream is unreachable and delivers the gap in order once it is back', async () => {
     const capture = captureLog();
-    const { send, delivered, lost, feed } = await setup(60_000, capture.log);
-    await send('a');
-    await feed.join('r');
-    const s2 = await send('b');
-    const s3 = await send('c');
-    // The broadcast of s2 was lost (Redis) and the stream goes away before the gap can be read.
-    await server.stop();
+    const { delivered, lost, feed, s2, s3 } = await setup(60_000, capture.log);
     try {
       feed.onBroadcast('r', broadcast(s3, s2));
       await until(() => capture.lines.some((l) => l.includes('holding the room')),
@@ -231,12 +231,7 @@ describe('room feed: a gap the stream cannot fill', () => {
   });
 
   it('gives the room up (its clients must recover) instead of delivering past a gap it cannot fill in time', async () => {
-    const { send, delivered, lost, feed } = await setup(500);
-    await send('a');
-    await feed.join('r');
-    const s2 = await send('b');
-    const s3 = await send('c');
-    await server.stop();
+    const { delivered, lost, feed, s2, s3 } = await setup(500);
     try {
       feed.onBroadcast('r', broadcast(s3, s2));
       await until(() => lost.length > 0, { timeout: 10_000, message: 'the room given up' });
