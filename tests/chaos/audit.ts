@@ -52,6 +52,8 @@ export interface Timing {
   loadStop: number;
   allAckedMs: number | null;
   storageCatchUpMs: number | null;
+  /** > 0: storage stopped early, this many were missing after the chat consumer had acked everything. */
+  storageLost: number;
   deliveryCatchUpMs: number | null;
   flush: string | null;
 }
@@ -181,7 +183,10 @@ export function faultMetrics(faults: FaultRecord[], ackTimes: number[], senders:
 }
 
 export function audit(input: {
+  /** Every sender, the end-of-run marker sender included. */
   senders: Sender[];
+  /** The senders of the steady load (per-sender ack gaps). */
+  loadSenders: Sender[];
   receivers: Receiver[];
   stream: StreamEntry[];
   stored: StoredDoc[];
@@ -395,7 +400,11 @@ export function audit(input: {
     fail('never acked within the settle time', left, unackedAtEnd);
   }
   if (rejected > 0) fail('sends refused for good (BAD_FRAME/TOO_LARGE)', [`${rejected} sends`], rejected);
-  if (timing.storageCatchUpMs === null) fail('storage did not catch up within the settle time', [`${lostInStorage.length} stream messages not stored at the end`], 1);
+  if (timing.storageCatchUpMs === null) {
+    fail(timing.storageLost > 0 ? 'storage will never catch up' : 'storage did not catch up within the settle time', [timing.storageLost > 0
+      ? `${timing.storageLost} stream messages missing after the chat consumer had acked every message (no redelivery will come)`
+      : `${lostInStorage.length} stream messages not stored at the end`], 1);
+  }
   if (timing.deliveryCatchUpMs === null) {
     fail('delivery did not catch up within the settle time', receiverSummaries.filter((r) => {
       const all = roomSeqs.get(r.room) ?? [];
@@ -404,7 +413,7 @@ export function audit(input: {
   }
   if (timing.flush) fail('final live check after the settle failed', [timing.flush], 1);
 
-  const fm = faultMetrics(faults, input.ackTimes, senders, receivers, timing.loadStart);
+  const fm = faultMetrics(faults, input.ackTimes, input.loadSenders, receivers, timing.loadStart);
   for (const f of fm) for (const e of f.errors) warnings.push(`${f.name}: ${e}`);
   const skipped = senders.reduce((n, s) => n + s.skipped, 0);
   return {

@@ -14,6 +14,8 @@ interface Frame {
 
 const WELCOME_TIMEOUT_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 3_000;
+/** A sticky receiver whose gateway stays unreachable this long tries the other one. */
+const STICKY_GIVE_UP_MS = 10_000;
 
 function backoffMs(failures: number): number {
   return Math.min(1_000, 50 * 2 ** failures);
@@ -103,7 +105,8 @@ export interface SentRecord {
 export interface SenderOptions {
   user: string;
   rooms: string[];
-  urls: string[];
+  /** The gateways' current URLs (a gateway restarted on another port gets a new one). */
+  urls: () => string[];
   firstGateway: number;
   /** Messages per second of this sender. */
   rate: number;
@@ -225,7 +228,7 @@ export class Sender {
     if (this.shut) return;
     this.connects++;
     const gateway = this.gateway;
-    const conn: Conn = new Conn(this.o.urls[gateway]!, this.o.user, (f) => this.onFrame(conn, f), (code, reason, welcomed) => {
+    const conn: Conn = new Conn(this.o.urls()[gateway]!, this.o.user, (f) => this.onFrame(conn, f), (code, reason, welcomed) => {
       if (this.conn !== conn) return;
       this.conn = undefined;
       this.joined.clear();
@@ -233,7 +236,7 @@ export class Sender {
       this.closes.push({ at: Date.now(), code, reason, gateway, failedConnect: !welcomed });
       if (this.shut) return;
       this.failures = welcomed ? 0 : this.failures + 1;
-      this.gateway = (this.gateway + 1) % this.o.urls.length; // senders alternate gateways
+      this.gateway = (this.gateway + 1) % this.o.urls().length; // senders alternate gateways
       this.reconnectTimer = setTimeout(() => this.connect(), backoffMs(this.failures));
     });
     this.conn = conn;
@@ -355,7 +358,8 @@ export interface JoinRecord {
 export interface ReceiverOptions {
   name: string;
   room: string;
-  urls: string[];
+  /** The gateways' current URLs (a gateway restarted on another port gets a new one). */
+  urls: () => string[];
   home: number;
   /** Sticky receivers come back to their gateway (retrying while it is down); others switch to the other one. */
   sticky: boolean;
@@ -379,6 +383,8 @@ export class Receiver {
   private isJoined = false;
   private joinSince: number | undefined;
   private failures = 0;
+  /** Since when connecting has failed (0: connected). */
+  private downSince = 0;
   private shut = false;
   private timers = new Set<NodeJS.Timeout>();
 
@@ -438,15 +444,23 @@ export class Receiver {
     this.connects++;
     const n = ++this.connNo;
     const gateway = this.gateway;
-    const conn: Conn = new Conn(this.o.urls[gateway]!, `rcv-${this.o.name}`, (f) => this.onFrame(conn, n, f), (code, reason, welcomed) => {
+    const conn: Conn = new Conn(this.o.urls()[gateway]!, `rcv-${this.o.name}`, (f) => this.onFrame(conn, n, f), (code, reason, welcomed) => {
       if (this.conn !== conn) return;
       this.conn = undefined;
       this.isJoined = false;
       this.inJoin = false;
       this.closes.push({ at: Date.now(), code, reason, gateway, failedConnect: !welcomed });
       if (this.shut) return;
-      this.failures = welcomed ? 0 : this.failures + 1;
-      if (!this.o.sticky) this.gateway = (this.gateway + 1) % this.o.urls.length;
+      if (welcomed) {
+        this.failures = 0;
+        this.downSince = 0;
+      } else {
+        this.failures++;
+        this.downSince ||= Date.now();
+      }
+      // Sticky receivers wait for their gateway to come back, and give up on it only after STICKY_GIVE_UP_MS.
+      const giveUp = this.downSince > 0 && Date.now() - this.downSince > STICKY_GIVE_UP_MS;
+      if (!this.o.sticky || giveUp) this.gateway = (this.gateway + 1) % this.o.urls().length;
       this.later(backoffMs(this.failures), () => this.connect());
     });
     this.conn = conn;

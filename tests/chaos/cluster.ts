@@ -49,7 +49,7 @@ export class Cluster {
       dedicatedNats: true, dedicatedRedis: true, dedicatedMongo: true,
       env: {
         // Recovery is never refused for size: every `join {since}` must replay.
-        PARLEY_RECOVERY_MAX_MESSAGES: '10000000',
+        PARLEY_RECOVERY_MAX_MESSAGES: '1000000',
         PARLEY_CHAT_ACK_WAIT_MS: '3000',
         LOG_LEVEL: 'info',
         ...extraEnv,
@@ -68,7 +68,7 @@ export class Cluster {
       c.notePids();
       c.nc = await connect({ servers: suite.nats.url, name: 'chaos-observer', maxReconnectAttempts: -1, reconnectTimeWait: 200, waitOnFirstConnect: true });
       c.observerMongo = await new MongoClient(suite.mongoServer.url, {
-        appName: 'chaos-observer', serverSelectionTimeoutMS: 2_000, timeoutMS: 2_000, retryReads: false,
+        appName: 'chaos-observer', serverSelectionTimeoutMS: 2_000, connectTimeoutMS: 2_000, socketTimeoutMS: 5_000, retryReads: false,
       }).connect();
     } catch (err) {
       await c.close();
@@ -208,14 +208,14 @@ export class Cluster {
         target = 'gateway-a';
         await this.gateways[0]!.kill('SIGKILL');
         await sleep(o.downMs);
-        await retry('gateway A restart', () => this.gateways[0]!.start());
+        await this.restartGateway(0, errors, retry);
         break;
       case 'gw-b-term': {
         target = 'gateway-b';
         const code = await this.gateways[1]!.stop();
         if (code !== 0) errors.push(`gateway B exited ${String(code)} after SIGTERM (expected 0)`);
         await sleep(o.downMs);
-        await retry('gateway B restart', () => this.gateways[1]!.start());
+        await this.restartGateway(1, errors, retry);
         break;
       }
       case 'chat-kill': {
@@ -255,6 +255,30 @@ export class Cluster {
     }
     this.notePids();
     return { restoredAt: Date.now(), errors, target };
+  }
+
+  /**
+   * Starts gateway `i` again on its port. A gateway that had connections cannot listen there again while the old
+   * connections sit in TIME_WAIT (about 60 s: the gateway's listen socket does not reuse the address), so then it is
+   * started on a new port (clients read the URLs afresh on every reconnect) and the finding is recorded.
+   */
+  private async restartGateway(i: number, errors: string[], retry: (what: string, op: () => Promise<void>) => Promise<void>): Promise<void> {
+    const gw = this.gateways[i]!;
+    const name = `gateway ${'AB'[i]}`;
+    const port = gw.port;
+    try {
+      await gw.start();
+      return;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (!/cannot listen/.test(msg)) {
+        errors.push(`${name} restart failed: ${msg.split('\n')[0]}`);
+      } else {
+        errors.push(`${name} could not listen on its port ${port} again (old connections in TIME_WAIT); restarted on a new port`);
+        gw.port = 0;
+      }
+    }
+    await retry(`${name} restart`, () => gw.start());
   }
 
   /** Stops everything this run started: processes, observer connections, servers (thawing a frozen one first). */

@@ -44,7 +44,7 @@ export function tableRow(r: RunReport, o: ChaosOptions): string {
     a.hiddenHoles > 0 ? `${a.holes} (+${a.hiddenHoles})` : String(a.holes),
     String(a.duplicates), String(a.recoveredFalse),
     ...o.faults.map((name) => faultCell(a.faults.find((f) => f.name === name))),
-    t.storageCatchUpMs === null ? 'not within settle' : s1(t.storageCatchUpMs),
+    t.storageCatchUpMs === null ? (t.storageLost > 0 ? 'never (lost)' : 'not within settle') : s1(t.storageCatchUpMs),
     t.deliveryCatchUpMs === null ? 'not within settle' : s1(t.deliveryCatchUpMs),
     r.verdict,
   ];

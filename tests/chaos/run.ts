@@ -54,13 +54,17 @@ function sleep(ms: number): Promise<void> {
   });
 }
 
+/** Thrown by a waitFor condition: stop waiting, it will never hold. */
+class Final extends Error {}
+
 /** Polls `cond` until it holds (returns the time it did) or `deadline` passes (returns null). */
 async function waitFor(cond: () => boolean | Promise<boolean>, deadline: number, interval = 100): Promise<number | null> {
   for (;;) {
     try {
       if (await cond()) return Date.now();
-    } catch {
-      // the system is still coming back: try again
+    } catch (err) {
+      if (err instanceof Final) throw err;
+      // otherwise the system is still coming back: try again
     }
     if (Date.now() >= deadline) return null;
     await sleep(Math.min(interval, Math.max(1, deadline - Date.now())));
@@ -108,12 +112,12 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     activeCluster = cluster;
     const c = cluster;
     report.pids = c.pids;
-    const urls = c.urls;
+    const urls = (): string[] => c.urls;
     const rooms = Array.from({ length: o.rooms }, (_, i) => `room${i}`);
 
     // Receivers first: they join empty rooms and must then see every message of them.
     for (const room of rooms) {
-      for (let gw = 0; gw < urls.length; gw++) {
+      for (let gw = 0; gw < urls().length; gw++) {
         for (let k = 0; k < o.receiversPerGateway; k++) {
           receivers.push(new Receiver({ name: `${room}-${'AB'[gw]}${k}`, room, urls, home: gw, sticky: k % 2 === 0 }));
         }
@@ -123,13 +127,13 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     for (let s = 0; s < o.senders; s++) {
       const mine = Array.from({ length: o.roomsPerSender }, (_, k) => rooms[(s + k) % rooms.length]!);
       senders.push(new Sender({
-        user: `snd${s}`, rooms: mine, urls, firstGateway: s % urls.length, rate: o.rate / o.senders,
+        user: `snd${s}`, rooms: mine, urls, firstGateway: s % urls().length, rate: o.rate / o.senders,
         maxInflight: o.maxInflight, answerTimeoutMs: o.answerTimeoutMs, idPrefix: `m${run}-`, random,
         onAck: (at) => ackTimes.push(at),
       }));
     }
     await Promise.all(senders.map((s) => s.open()));
-    log(`${receivers.length} receivers and ${senders.length} senders connected; gateways ${urls.join(' ')}`);
+    log(`${receivers.length} receivers and ${senders.length} senders connected; gateways ${urls().join(' ')}`);
 
     // A sample a second: how far the stream, the chat consumer, MongoDB and the receivers are.
     const sample = async (): Promise<void> => {
@@ -178,7 +182,7 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
 
     // --- settle: every send acked, then storage and every receiver caught up with the stream ----------------------------
     const deadline = loadStop + o.settleMs;
-    const timing: Timing = { loadStart, loadStop, allAckedMs: null, storageCatchUpMs: null, deliveryCatchUpMs: null, flush: null };
+    const timing: Timing = { loadStart, loadStop, allAckedMs: null, storageCatchUpMs: null, storageLost: 0, deliveryCatchUpMs: null, flush: null };
     report.timing = timing;
     const ackedAt = await waitFor(() => senders.every((s) => s.unackedCount === 0), deadline);
     timing.allAckedMs = ackedAt === null ? null : ackedAt - loadStop;
@@ -187,16 +191,29 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     const roomLast = new Map<string, number>();
     for (const e of stream) roomLast.set(e.room, Math.max(roomLast.get(e.room) ?? 0, e.seq));
     const missing = new Set(stream.map((e) => e.nsId));
+    // Storage either catches up, or is known never to: once the chat consumer has nothing pending or unacked (it acks
+    // only after the insert) and documents are still missing when read after that, no redelivery will bring them.
+    let quiet = 0;
     const storage = waitFor(async () => {
+      const ci = ackedAt === null ? undefined : await c.consumerInfo().catch(() => undefined);
       const found = await c.storedIds([...missing]);
       for (const id of found.keys()) missing.delete(id);
-      return missing.size === 0;
-    }, deadline, 250);
+      if (missing.size === 0) return true;
+      quiet = ci && ci.num_pending === 0 && ci.num_ack_pending === 0 ? quiet + 1 : 0;
+      if (quiet >= 4) {
+        timing.storageLost = missing.size;
+        throw new Final();
+      }
+      return false;
+    }, deadline, 250).catch((err: unknown) => {
+      if (err instanceof Final) return null;
+      throw err;
+    });
     const delivery = waitFor(() => receivers.every((r) => r.last >= (roomLast.get(r.room) ?? 0)), deadline, 50);
     const [storedAt, deliveredAt] = await Promise.all([storage, delivery]);
     timing.storageCatchUpMs = storedAt === null ? null : storedAt - loadStop;
     timing.deliveryCatchUpMs = deliveredAt === null ? null : deliveredAt - loadStop;
-    log(`storage ${storedAt === null ? `NOT caught up (${missing.size} of ${stream.length} missing)` : 'caught up'}; `
+    log(`storage ${storedAt === null ? `NOT caught up (${missing.size} of ${stream.length} missing${timing.storageLost ? ', and the chat consumer has acked everything: lost' : ''})` : 'caught up'}; `
       + `delivery ${deliveredAt === null ? 'NOT caught up' : 'caught up'}`);
 
     // --- a last live message per room flushes the pipes: late duplicates show up, and delivery must still work ----------
@@ -231,7 +248,7 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     await Promise.all([...senders, ...receivers].map((x) => x.close()));
     stream = await withRetry(() => c.readStream(), Date.now() + 15_000, 'reading the stream');
     const stored: StoredDoc[] = await withRetry(() => c.readStored(), Date.now() + 15_000, 'reading MongoDB');
-    const a = audit({ senders, receivers, stream, stored, faults, ackTimes, timing });
+    const a = audit({ senders, loadSenders: senders.filter((s) => s.user !== 'marker'), receivers, stream, stored, faults, ackTimes, timing });
     report.audit = a;
     report.verdict = verdictOf(a);
     if (timing.storageCatchUpMs === null) {
