@@ -1,7 +1,7 @@
 // Exact accounting after a chaos run: what the senders were acked, what JetStream holds, what MongoDB stored and
 // what every receiver saw, compared message by message. Nothing here samples or estimates.
 import type { Receiver, Sender } from './clients.js';
-import type { StoredDoc, StreamEntry } from './cluster.js';
+import type { StoredDoc, StreamEntry, Wiretap } from './cluster.js';
 
 export interface FaultRecord {
   name: string;
@@ -45,6 +45,10 @@ export interface Sample {
   /** Per room: lowest and highest `last` of its receivers. */
   rooms: Record<string, [number, number]>;
   down: string[];
+  /** messages_persisted_total{result="stored"} per chat instance since its last start (null: down/not answering). */
+  chatStored: Array<number | null>;
+  /** How long taking this sample took. */
+  sampleMs: number;
 }
 
 export interface Timing {
@@ -110,6 +114,8 @@ export interface Audit {
   senderCloseCodes: Record<string, number>;
   skippedSlots: number;
   resends: number;
+  broadcastsTapped: number;
+  wrongPrevHints: number;
 }
 
 const CAP = 40;
@@ -182,7 +188,26 @@ export function faultMetrics(faults: FaultRecord[], ackTimes: number[], senders:
   });
 }
 
+/**
+ * Where a skipped message went, from the wiretap: did the chat service broadcast `seq` with the wrong `prev` hint
+ * (then gateways cannot notice), or did a gateway deliver it with its own cursor as prev although the hint differed?
+ */
+function explainSkip(tap: Wiretap | undefined, room: string, seq: number, claimedPrev: number, truePrev: number): string {
+  if (!tap) return '';
+  const b = tap.get(room, seq);
+  const missed = tap.get(room, truePrev);
+  const bs = b.length === 0 ? `${seq} never seen on Redis` : `${seq} broadcast with prev ${b.map((x) => (x.prev === null ? 'none' : x.prev)).join('/')}`;
+  const first = b[0]?.at;
+  const ms = missed.length === 0 ? `${truePrev} never broadcast` : `${truePrev} broadcast ${first === undefined ? '' : `${missed[0]!.at - first} ms after ${seq}`}`;
+  const who = b.some((x) => x.prev === claimedPrev) ? 'the chat service\'s prev hint was wrong'
+    : b.length > 0 ? 'the gateway delivered it over a gap it did not fill' : 'unknown (not on Redis)';
+  return ` [wiretap: ${bs}; ${ms}: ${who}]`;
+}
+
 export function audit(input: {
+  /** The end-of-run markers: checked by the final live check, not counted as lost or undelivered here. */
+  markerIds: Set<string>;
+  wiretap?: Wiretap;
   /** Every sender, the end-of-run marker sender included. */
   senders: Sender[];
   /** The senders of the steady load (per-sender ack gaps). */
@@ -277,7 +302,9 @@ export function audit(input: {
   const storedWrong: string[] = [];
   for (const e of stream) {
     const docs = storedById.get(e.nsId);
-    if (!docs) lostInStorage.push(e);
+    if (!docs) {
+      if (!input.markerIds.has(e.nsId)) lostInStorage.push(e);
+    }
     else if (!docs.some((d) => d.seq === e.seq && d.room === e.room)) {
       // A second stream entry for the same id (a stream duplicate) legitimately has no document of its own.
       const first = streamById.get(e.nsId)![0]!;
@@ -319,11 +346,12 @@ export function audit(input: {
   const phantomDetails: string[] = [];
   const sinceAhead: string[] = [];
   const streamBySeq = new Map(stream.map((e) => [e.seq, e]));
+  const markerSeqs = new Set(stream.filter((e) => input.markerIds.has(e.nsId)).map((e) => e.seq));
   for (const r of receivers) {
     const all = roomSeqs.get(r.room) ?? [];
     const truePrev = new Map<number, number>();
     all.forEach((s, i) => truePrev.set(s, i === 0 ? 0 : all[i - 1]!));
-    const expected = r.start < 0 ? [] : all.filter((s) => s > r.start);
+    const expected = r.start < 0 ? [] : all.filter((s) => s > r.start && !markerSeqs.has(s));
     const seen = new Map<number, number>();
     for (const d of r.deliveries) seen.set(d.seq, (seen.get(d.seq) ?? 0) + 1);
     const missing = expected.filter((s) => !seen.has(s));
@@ -338,7 +366,7 @@ export function audit(input: {
         hiddenHere++;
         if (hiddenDetails.length < CAP) {
           hiddenDetails.push(`${r.name} (room ${r.room}, gw ${'AB'[d.gateway] ?? '?'}): message ${d.seq} says prev ${d.prev} = its last, the stream has ${tp} before it; `
-            + `${d.replay ? 'replayed' : 'live'} at ${phase(d.at)}`);
+            + `${d.replay ? 'replayed' : 'live'} at ${phase(d.at)}${d.replay ? '' : explainSkip(input.wiretap, r.room, d.seq, d.prev, tp)}`);
         }
       }
       last = d.seq;
@@ -349,7 +377,8 @@ export function audit(input: {
       if (holeDetails.length < CAP) {
         holeDetails.push(a.kind === 'join-gap'
           ? `${r.name} (room ${r.room}, gw ${'AB'[a.gateway]}): joined.seq ${a.got} after recovering from ${a.last}: not replayed; at ${phase(a.at)}`
-          : `${r.name} (room ${r.room}, gw ${'AB'[a.gateway]}): message ${a.seq} prev ${a.got}, expected prev ${a.last}; ${a.replay ? 'replayed' : 'live'} at ${phase(a.at)}`);
+          : `${r.name} (room ${r.room}, gw ${'AB'[a.gateway]}): message ${a.seq} prev ${a.got}, expected prev ${a.last}; ${a.replay ? 'replayed' : 'live'} at ${phase(a.at)}`
+            + `${a.replay ? '' : explainSkip(input.wiretap, r.room, a.seq, a.got, truePrev.get(a.seq) ?? -1)}`);
       }
     }
     for (const a of rDups) {
@@ -365,6 +394,7 @@ export function audit(input: {
         + `accepted during ${attribution(times, faults, timing.loadStop)}`);
     }
     if (phantom.length > 0) phantomDetails.push(`${r.name}: seqs not in the stream for room ${r.room}: ${ranges(phantom, 12)}${phantom.some((s) => streamBySeq.has(s)) ? ' (some are another room\'s)' : ''}`);
+    for (const e of r.joinErrors) if (e.code === 'TIMEOUT') warnings.push(`receiver ${r.name}: join since ${e.since} got no answer within 15 s at ${phase(e.at)}; reconnected`);
     for (const e of r.joinErrors) if (e.code === 'BAD_FRAME') sinceAhead.push(`${r.name}: join since ${e.since}: ${e.message} at ${phase(e.at)}`);
     const closeCodes: Record<string, number> = {};
     for (const c of r.closes) {
@@ -386,6 +416,30 @@ export function audit(input: {
       closeCodes, joinErrors,
     });
   }
+  // Diagnostics: prev hints the chat service broadcast that contradict the stream (gateways trust a hint that
+  // matches their cursor, so such a hint can skip a message without anyone noticing).
+  let wrongHints = 0;
+  let noHints = 0;
+  const wrongHintDetails: string[] = [];
+  if (input.wiretap) {
+    for (const [room, bySeq] of input.wiretap.byRoom) {
+      const all = roomSeqs.get(room) ?? [];
+      const tp = new Map<number, number>();
+      all.forEach((x, i) => tp.set(x, i === 0 ? 0 : all[i - 1]!));
+      for (const [seq, list] of bySeq) {
+        for (const b of list) {
+          if (b.prev === null) noHints++;
+          else if (tp.has(seq) && b.prev !== tp.get(seq)) {
+            wrongHints++;
+            if (wrongHintDetails.length < 10) wrongHintDetails.push(`room ${room} seq ${seq} broadcast with prev ${b.prev}, the stream has ${tp.get(seq)} at ${phase(b.at)}`);
+          }
+        }
+      }
+    }
+  }
+  if (wrongHints > 0) warnings.push(`the chat service broadcast ${wrongHints} prev hints that contradict the stream: ${wrongHintDetails.join('; ')}`);
+  if (noHints > 0) warnings.push(`the chat service broadcast ${noHints} messages without a prev hint (stream lookup failed)`);
+
   fail('receivers missed messages (undelivered)', undeliveredDetails, undelivered);
   fail('holes seen by receivers (prev !== last, or joined.seq beyond the replay)', holeDetails, holes);
   fail('hidden holes (prev === last, but the stream has a message in between)', hiddenDetails, hidden);
@@ -440,5 +494,7 @@ export function audit(input: {
     senderCloseCodes,
     skippedSlots: skipped,
     resends,
+    broadcastsTapped: input.wiretap?.count ?? 0,
+    wrongPrevHints: wrongHints,
   };
 }

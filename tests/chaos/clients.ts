@@ -16,6 +16,8 @@ const WELCOME_TIMEOUT_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 3_000;
 /** A sticky receiver whose gateway stays unreachable this long tries the other one. */
 const STICKY_GIVE_UP_MS = 10_000;
+/** A `join` without `joined` or `error` this long: the connection is dropped and the client reconnects. */
+const JOIN_TIMEOUT_MS = 15_000;
 
 function backoffMs(failures: number): number {
   return Math.min(1_000, 50 * 2 ** failures);
@@ -245,6 +247,13 @@ export class Sender {
   private join(conn: Conn, room: string): void {
     if (this.conn !== conn) return;
     conn.send({ type: 'join', room });
+    const t = setTimeout(() => {
+      this.joinTimers.delete(t);
+      if (this.conn !== conn || this.joined.has(room)) return;
+      this.unexpected.push(`join ${room}: no joined within ${JOIN_TIMEOUT_MS} ms; reconnecting`);
+      conn.ws.terminate();
+    }, JOIN_TIMEOUT_MS);
+    this.joinTimers.add(t);
   }
 
   private onFrame(conn: Conn, f: Frame): void {
@@ -380,6 +389,7 @@ export class Receiver {
   private connNo = 0;
   private gateway: number;
   private inJoin = false;
+  private joinAttempt = 0;
   private isJoined = false;
   private joinSince: number | undefined;
   private failures = 0;
@@ -470,6 +480,12 @@ export class Receiver {
     if (this.conn !== conn || this.isJoined) return;
     this.inJoin = true;
     this.joinSince = this.last >= 0 ? this.last : undefined;
+    const attempt = ++this.joinAttempt;
+    this.later(JOIN_TIMEOUT_MS, () => {
+      if (this.conn !== conn || this.joinAttempt !== attempt || !this.inJoin) return;
+      this.joinErrors.push({ at: Date.now(), code: 'TIMEOUT', message: `no joined within ${JOIN_TIMEOUT_MS} ms`, since: this.joinSince ?? -1 });
+      conn.ws.terminate();
+    });
     conn.send(this.joinSince === undefined ? { type: 'join', room: this.o.room } : { type: 'join', room: this.o.room, since: this.joinSince });
   }
 

@@ -16,6 +16,7 @@ export interface RunReport {
   logDir?: string;
   pids?: Record<string, string>;
   storageStall?: string;
+  chatProgress?: string[];
 }
 
 const s1 = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '—' : `${(ms / 1000).toFixed(1)}s`);
@@ -59,6 +60,7 @@ export function details(r: RunReport): string {
   if (a) {
     out.push(`- sent ${a.sent}, acked ${a.acked}, stream ${a.streamCreated}, stored ${a.stored}; resends ${a.resends}, `
       + `skipped send slots (in-flight bound) ${a.skippedSlots}; sender errors ${JSON.stringify(a.senderErrors)}`);
+    out.push(`- wiretap on the room channels: ${a.broadcastsTapped} broadcasts, ${a.wrongPrevHints} with a prev hint that contradicts the stream`);
     out.push(`- close codes seen by receivers ${JSON.stringify(a.receiverCloseCodes)}, by senders ${JSON.stringify(a.senderCloseCodes)}`);
     out.push(`- faults: ${a.faults.map((f) => `${f.name} (${f.target}) at ${f.beganAtS.toFixed(1)}s, repaired in ${s1(f.downMs)}, `
       + `ack gap ${s1(f.gapMs)} (worst sender ${s1(f.worstSenderGapMs)}), delivery resumed ${f.resumeMs === null ? `never for ${f.receiversNotResumed.join(',')}` : `after ${s1(f.resumeMs)}`}`).join('; ')}`);
@@ -66,6 +68,7 @@ export function details(r: RunReport): string {
       out.push(`- after the load stopped: all acked ${s1(r.timing.allAckedMs)}, storage ${s1(r.timing.storageCatchUpMs)}, delivery ${s1(r.timing.deliveryCatchUpMs)}`);
     }
     if (r.storageStall) out.push(`- ${r.storageStall}`);
+    if (r.chatProgress) out.push(`- chat progress: ${r.chatProgress.join('; ')}`);
     for (const f of a.failures) {
       out.push(`- **${f.category}**: ${f.count}`);
       for (const d of f.details) out.push(`  - ${d}`);

@@ -4,7 +4,8 @@
 //   npm run chaos -- [--runs N] [--seed S] [--rate 120] [--recovery 8] [--duration S] [--settle 60] [--faults a,b]
 //
 // Prints one Markdown row per run plus the details of every failure, writes bench/results/chaos-<time>.json, and
-// exits 1 on any loss, duplicate, hole, recovered=false or unfinished catch-up (2 when a run could not be carried out).
+// exits 1 on any loss, duplicate, hole, recovered=false or unfinished catch-up (2 when a run could not be carried out,
+// 130 when interrupted; a first Ctrl-C stops and cleans up, a second one kills everything at once).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { audit, phaseOf } from './audit.js';
@@ -137,8 +138,9 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
 
     // A sample a second: how far the stream, the chat consumer, MongoDB and the receivers are.
     const sample = async (): Promise<void> => {
-      const [st, ci, stored] = await Promise.all([
-        c.streamState().catch(() => null), c.consumerInfo().catch(() => null), c.storedCount().catch(() => null),
+      const began = Date.now();
+      const [st, ci, stored, chats] = await Promise.all([
+        c.streamState().catch(() => null), c.consumerInfo().catch(() => null), c.storedCount().catch(() => null), c.chatStored(),
       ]);
       const roomsView: Record<string, [number, number]> = {};
       for (const room of rooms) {
@@ -148,7 +150,8 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
       report.samples.push({
         t: (Date.now() - t0) / 1000, acked: ackTimes.length, streamMessages: st?.messages ?? null, streamLast: st?.lastSeq ?? null,
         stored, consumerPending: ci?.num_pending ?? null, consumerAckPending: ci?.num_ack_pending ?? null,
-        receiversJoined: receivers.filter((r) => r.joined).length, rooms: roomsView, down: c.down(),
+        receiversJoined: receivers.filter((r) => r.joined).length, rooms: roomsView, down: c.down(), chatStored: chats,
+        sampleMs: Date.now() - began,
       });
     };
     monitor = setInterval(() => {
@@ -190,18 +193,25 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     let stream: StreamEntry[] = await withRetry(() => c.readStream(), Math.max(deadline, Date.now() + 10_000), 'reading the stream');
     const roomLast = new Map<string, number>();
     for (const e of stream) roomLast.set(e.room, Math.max(roomLast.get(e.room) ?? 0, e.seq));
-    const missing = new Set(stream.map((e) => e.nsId));
-    // Storage either catches up, or is known never to: once the chat consumer has nothing pending or unacked (it acks
-    // only after the insert) and documents are still missing when read after that, no redelivery will bring them.
+    // Storage: poll MongoDB's count (cheap), and read every stored id (a full scan, expensive on FerretDB) only once
+    // the count says everything could be there, or once the chat consumer has nothing pending or unacked: it acks
+    // only after the insert, so documents still missing when read after that will never come (no redelivery).
+    const expectedIds = new Set(stream.map((e) => e.nsId));
+    let missing = expectedIds.size;
     let quiet = 0;
+    let lastScan = 0;
     const storage = waitFor(async () => {
       const ci = ackedAt === null ? undefined : await c.consumerInfo().catch(() => undefined);
-      const found = await c.storedIds([...missing]);
-      for (const id of found.keys()) missing.delete(id);
-      if (missing.size === 0) return true;
+      const count = await c.storedCount();
       quiet = ci && ci.num_pending === 0 && ci.num_ack_pending === 0 ? quiet + 1 : 0;
+      if (count < expectedIds.size && quiet < 4) return false;
+      if (Date.now() - lastScan < 3_000) return false;
+      lastScan = Date.now();
+      const stored = new Set((await c.readStored()).map((d) => d._id));
+      missing = [...expectedIds].filter((id) => !stored.has(id)).length;
+      if (missing === 0) return true;
       if (quiet >= 4) {
-        timing.storageLost = missing.size;
+        timing.storageLost = missing;
         throw new Final();
       }
       return false;
@@ -213,7 +223,7 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     const [storedAt, deliveredAt] = await Promise.all([storage, delivery]);
     timing.storageCatchUpMs = storedAt === null ? null : storedAt - loadStop;
     timing.deliveryCatchUpMs = deliveredAt === null ? null : deliveredAt - loadStop;
-    log(`storage ${storedAt === null ? `NOT caught up (${missing.size} of ${stream.length} missing${timing.storageLost ? ', and the chat consumer has acked everything: lost' : ''})` : 'caught up'}; `
+    log(`storage ${storedAt === null ? `NOT caught up (${missing} of ${expectedIds.size} missing${timing.storageLost ? ', and the chat consumer has acked everything: lost' : ''})` : 'caught up'}; `
       + `delivery ${deliveredAt === null ? 'NOT caught up' : 'caught up'}`);
 
     // --- a last live message per room flushes the pipes: late duplicates show up, and delivery must still work ----------
@@ -231,9 +241,16 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
         const seqOf = new Map([...marker.records.values()].map((r) => [r.room, r.ackSeq ?? Number.MAX_SAFE_INTEGER]));
         const seen = acked !== null && await waitFor(() => receivers.every((r) => r.last >= seqOf.get(r.room)!), flushDeadline, 50);
         const ids = [...marker.records.values()].map((r) => `marker:${r.id}`);
-        const stored = seen && await waitFor(async () => (await c.storedIds(ids)).size === ids.length, flushDeadline, 100);
+        // The count first (cheap); the ids once it says they can all be there.
+        const target = expectedIds.size + ids.length;
+        const stored = seen && await waitFor(async () => (await c.storedCount()) >= target && (await c.storedIds(ids)).size === ids.length, flushDeadline, 250);
         if (acked === null) timing.flush = 'end markers were not acked within 20 s';
-        else if (!seen) timing.flush = 'end markers were not delivered to every receiver within 20 s';
+        else if (!seen) {
+          timing.flush = `end markers were not delivered to every receiver within 20 s: ${rooms.map((room) => {
+            const rs = receivers.filter((r) => r.room === room);
+            return `${room} seq ${seqOf.get(room)} reached ${rs.filter((r) => r.last >= seqOf.get(room)!).length}/${rs.length}`;
+          }).join(', ')}`;
+        }
         else if (!stored) timing.flush = 'end markers were not stored within 20 s';
       } catch (err) {
         timing.flush = `end markers: ${err instanceof Error ? err.message : String(err)}`;
@@ -248,7 +265,8 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     await Promise.all([...senders, ...receivers].map((x) => x.close()));
     stream = await withRetry(() => c.readStream(), Date.now() + 15_000, 'reading the stream');
     const stored: StoredDoc[] = await withRetry(() => c.readStored(), Date.now() + 15_000, 'reading MongoDB');
-    const a = audit({ senders, loadSenders: senders.filter((s) => s.user !== 'marker'), receivers, stream, stored, faults, ackTimes, timing });
+    const markerIds = new Set(senders.filter((x) => x.user === 'marker').flatMap((x) => [...x.records.keys()].map((id) => `marker:${id}`)));
+    const a = audit({ markerIds, wiretap: c.wiretap, senders, loadSenders: senders.filter((s) => s.user !== 'marker'), receivers, stream, stored, faults, ackTimes, timing });
     report.audit = a;
     report.verdict = verdictOf(a);
     if (timing.storageCatchUpMs === null) {
@@ -265,6 +283,16 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
           + `at the end: stream ${end?.streamMessages ?? '?'}, stored ${end?.stored ?? '?'}, consumer pending ${end?.consumerPending ?? '?'}, ack pending ${end?.consumerAckPending ?? '?'}, processes down ${JSON.stringify(end?.down ?? [])}`
         : 'storage never grew in the samples';
     }
+    // Per chat instance: when it last stored something (its counter restarts at 0 with the process).
+    report.chatProgress = c.chats.map((_, i) => {
+      let last: Sample | undefined;
+      for (let k = 1; k < report.samples.length; k++) {
+        const cur = report.samples[k]!.chatStored[i];
+        const prev = report.samples[k - 1]!.chatStored[i];
+        if (cur !== null && cur !== undefined && (prev === null || prev === undefined || cur !== prev)) last = report.samples[k];
+      }
+      return last ? `chat-${i + 1} last stored something at ${last.t.toFixed(1)}s (${phaseOf(t0 + last.t * 1000, faults, loadStop)})` : `chat-${i + 1} never stored anything in the samples`;
+    });
     log(`verdict ${report.verdict}`);
   } catch (err) {
     report.verdict = 'ERROR';
@@ -303,7 +331,8 @@ async function main(): Promise<number> {
     process.stdout.write(`\n${tableHeader(o)}\n${tableRow(r, o)}\n\n${details(r)}\n`);
   }
   process.stdout.write(`\n## chaos summary (${reports.length} run(s), seed ${o.seed})\n\n${tableHeader(o)}\n${reports.map((r) => tableRow(r, o)).join('\n')}\n\nreport: ${file}\n`);
-  if (abort.signal.aborted || reports.some((r) => r.verdict === 'ERROR')) return 2;
+  if (abort.signal.aborted) return 130;
+  if (reports.some((r) => r.verdict === 'ERROR')) return 2;
   return reports.every((r) => r.verdict === 'PASS') ? 0 : 1;
 }
 
