@@ -56,7 +56,7 @@ const HELP = `npm run chaos -- [options]
   --down S              seconds a killed process/server stays down (default 1)
   --freeze S            seconds MongoDB stays frozen (default 5)
   --settle S            longest wait after the load stops for acks/storage/delivery (default 60)
-  --faults a,b,...      faults in order (default: all: ${FAULT_NAMES.join(',')})
+  --faults a,b,...      faults in order (default: all: ${FAULT_NAMES.join(',')}); none: load only
   --out DIR             report folder (default bench/results)
   --keep-logs           keep Parley process logs of passing runs too
   --quiet               no progress lines on stderr
@@ -91,7 +91,7 @@ export function parseOptions(argv: string[]): ChaosOptions {
     return n;
   };
   const sec = (name: string, v: string | undefined, def: number): number => Math.round(num(name, v, def) * 1000);
-  const faults = (values.faults ?? FAULT_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const faults = values.faults === 'none' ? [] : (values.faults ?? FAULT_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   for (const f of faults) {
     if (!(FAULT_NAMES as readonly string[]).includes(f)) throw new Error(`unknown fault ${f}; known: ${FAULT_NAMES.join(', ')}`);
   }
