@@ -120,6 +120,21 @@ export interface Audit {
 
 const CAP = 40;
 
+/** Detail lines that several receivers share, once each with the list of receivers ("<name>@<gateway>"). */
+class Grouped {
+  private readonly groups = new Map<string, { text: string; who: string[] }>();
+
+  add(key: string, who: string, text: () => string): void {
+    const g = this.groups.get(key);
+    if (g) g.who.push(who);
+    else if (this.groups.size < CAP) this.groups.set(key, { text: text(), who: [who] });
+  }
+
+  lines(): string[] {
+    return [...this.groups.values()].map((g) => `${g.text} — ${g.who.length} receiver(s): ${g.who.join(', ')}`);
+  }
+}
+
 /** "3-7,9,12-13" for a sorted list of numbers. */
 export function ranges(nums: number[], max = 30): string {
   const parts: string[] = [];
@@ -338,10 +353,10 @@ export function audit(input: {
   let hidden = 0;
   let dups = 0;
   let recoveredFalse = 0;
-  const undeliveredDetails: string[] = [];
-  const holeDetails: string[] = [];
-  const hiddenDetails: string[] = [];
-  const dupDetails: string[] = [];
+  const undeliveredDetails = new Grouped();
+  const holeDetails = new Grouped();
+  const hiddenDetails = new Grouped();
+  const dupDetails = new Grouped();
   const recoveredDetails: string[] = [];
   const phantomDetails: string[] = [];
   const sinceAhead: string[] = [];
@@ -364,34 +379,29 @@ export function audit(input: {
       const tp = truePrev.get(d.seq);
       if (d.prev === last && tp !== undefined && tp !== d.prev) {
         hiddenHere++;
-        if (hiddenDetails.length < CAP) {
-          hiddenDetails.push(`${r.name} (room ${r.room}, gw ${'AB'[d.gateway] ?? '?'}): message ${d.seq} says prev ${d.prev} = its last, the stream has ${tp} before it; `
-            + `${d.replay ? 'replayed' : 'live'} at ${phase(d.at)}${d.replay ? '' : explainSkip(input.wiretap, r.room, d.seq, d.prev, tp)}`);
-        }
+        hiddenDetails.add(`${r.room}|${d.seq}|${d.prev}|${d.replay}`, `${r.name}@${'AB'[d.gateway] ?? '?'}`, () => `room ${r.room}: message ${d.seq} says prev ${d.prev} = the receiver's last, `
+          + `the stream has ${tp} before it; ${d.replay ? 'replayed' : 'live'} at ${phase(d.at)}${d.replay ? '' : explainSkip(input.wiretap, r.room, d.seq, d.prev, tp)}`);
       }
       last = d.seq;
     }
     const rHoles = r.anomalies.filter((a) => a.kind !== 'duplicate');
     const rDups = r.anomalies.filter((a) => a.kind === 'duplicate');
     for (const a of rHoles) {
-      if (holeDetails.length < CAP) {
-        holeDetails.push(a.kind === 'join-gap'
-          ? `${r.name} (room ${r.room}, gw ${'AB'[a.gateway]}): joined.seq ${a.got} after recovering from ${a.last}: not replayed; at ${phase(a.at)}`
-          : `${r.name} (room ${r.room}, gw ${'AB'[a.gateway]}): message ${a.seq} prev ${a.got}, expected prev ${a.last}; ${a.replay ? 'replayed' : 'live'} at ${phase(a.at)}`
-            + `${a.replay ? '' : explainSkip(input.wiretap, r.room, a.seq, a.got, truePrev.get(a.seq) ?? -1)}`);
-      }
+      holeDetails.add(`${r.room}|${a.kind}|${a.seq}|${a.got}|${a.last}|${a.replay}`, `${r.name}@${'AB'[a.gateway]}`, () => (a.kind === 'join-gap'
+        ? `room ${r.room}: joined.seq ${a.got} after recovering from ${a.last}: not replayed; at ${phase(a.at)}`
+        : `room ${r.room}: message ${a.seq} prev ${a.got}, expected prev ${a.last}; ${a.replay ? 'replayed' : 'live'} at ${phase(a.at)}`
+          + `${a.replay ? '' : explainSkip(input.wiretap, r.room, a.seq, a.got, truePrev.get(a.seq) ?? -1)}`));
     }
     for (const a of rDups) {
-      if (dupDetails.length < CAP) {
-        dupDetails.push(`${r.name} (room ${r.room}, gw ${'AB'[a.gateway]}): message ${a.seq} again after ${a.last}; ${a.replay ? 'replayed' : 'live'} at ${phase(a.at)}`);
-      }
+      dupDetails.add(`${r.room}|${a.seq}|${a.last}|${a.replay}`, `${r.name}@${'AB'[a.gateway]}`,
+        () => `room ${r.room}: message ${a.seq} again after ${a.last}; ${a.replay ? 'replayed' : 'live'} at ${phase(a.at)}`);
     }
     for (const j of r.recoveredFalse) recoveredDetails.push(`${r.name}: join since ${j.since} -> recovered=false seq ${j.seq} at ${phase(j.at)}`);
     if (missing.length > 0) {
       undeliveredReceivers++;
       const times = missing.map((s) => streamBySeq.get(s)?.ts ?? 0);
-      undeliveredDetails.push(`${r.name} (room ${r.room}, home gw ${'AB'[r.home]}, ${r.sticky ? 'sticky' : 'switching'}): ${missing.length} missing, seqs ${ranges(missing, 12)}; `
-        + `accepted during ${attribution(times, faults, timing.loadStop)}`);
+      undeliveredDetails.add(`${r.room}|${missing.join(',')}`, `${r.name}(home ${'AB'[r.home]}, ${r.sticky ? 'sticky' : 'switching'})`,
+        () => `room ${r.room}: ${missing.length} missing, seqs ${ranges(missing, 12)}; accepted during ${attribution(times, faults, timing.loadStop)}`);
     }
     if (phantom.length > 0) phantomDetails.push(`${r.name}: seqs not in the stream for room ${r.room}: ${ranges(phantom, 12)}${phantom.some((s) => streamBySeq.has(s)) ? ' (some are another room\'s)' : ''}`);
     for (const e of r.joinErrors) if (e.code === 'TIMEOUT') warnings.push(`receiver ${r.name}: join since ${e.since} got no answer within 15 s at ${phase(e.at)}; reconnected`);
@@ -440,10 +450,10 @@ export function audit(input: {
   if (wrongHints > 0) warnings.push(`the chat service broadcast ${wrongHints} prev hints that contradict the stream: ${wrongHintDetails.join('; ')}`);
   if (noHints > 0) warnings.push(`the chat service broadcast ${noHints} messages without a prev hint (stream lookup failed)`);
 
-  fail('receivers missed messages (undelivered)', undeliveredDetails, undelivered);
-  fail('holes seen by receivers (prev !== last, or joined.seq beyond the replay)', holeDetails, holes);
-  fail('hidden holes (prev === last, but the stream has a message in between)', hiddenDetails, hidden);
-  fail('duplicate deliveries (seq <= last)', dupDetails, dups);
+  fail('receivers missed messages (undelivered)', undeliveredDetails.lines(), undelivered);
+  fail('holes seen by receivers (prev !== last, or joined.seq beyond the replay)', holeDetails.lines(), holes);
+  fail('hidden holes (prev === last, but the stream has a message in between)', hiddenDetails.lines(), hidden);
+  fail('duplicate deliveries (seq <= last)', dupDetails.lines(), dups);
   fail('joined.recovered === false', recoveredDetails);
   fail('messages delivered that the stream does not have for the room', phantomDetails);
   fail('recovery refused: since ahead of the stream', sinceAhead);

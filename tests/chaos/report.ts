@@ -17,6 +17,8 @@ export interface RunReport {
   pids?: Record<string, string>;
   storageStall?: string;
   chatProgress?: string[];
+  /** 1-minute load average of the machine at the start and the end of the run (other work shares the cores). */
+  loadAvg: number[];
 }
 
 const s1 = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '—' : `${(ms / 1000).toFixed(1)}s`);
@@ -54,7 +56,7 @@ export function tableRow(r: RunReport, o: ChaosOptions): string {
 
 export function details(r: RunReport): string {
   const out: string[] = [];
-  out.push(`### run ${r.run} (seed ${r.seed}): ${r.verdict}, ${r.wallS.toFixed(0)} s`);
+  out.push(`### run ${r.run} (seed ${r.seed}): ${r.verdict}, ${r.wallS.toFixed(0)} s, load average ${r.loadAvg.map((x) => x.toFixed(1)).join(' -> ')}`);
   if (r.error) out.push(`- ERROR: ${r.error}`);
   const a = r.audit;
   if (a) {

@@ -7,6 +7,7 @@
 // exits 1 on any loss, duplicate, hole, recovered=false or unfinished catch-up (2 when a run could not be carried out,
 // 130 when interrupted; a first Ctrl-C stops and cleans up, a second one kills everything at once).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { audit, phaseOf } from './audit.js';
 import type { FaultRecord, Sample, Timing } from './audit.js';
@@ -95,7 +96,9 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     events.push({ t, what });
     if (!o.quiet) process.stderr.write(`[chaos run ${run} ${t.toFixed(1).padStart(6)}s] ${what}\n`);
   };
-  const report: RunReport = { run, seed, verdict: 'ERROR', startedAt: new Date(wallStart).toISOString(), wallS: 0, samples: [], events };
+  const report: RunReport = {
+    run, seed, verdict: 'ERROR', startedAt: new Date(wallStart).toISOString(), wallS: 0, samples: [], events, loadAvg: [loadavg()[0]!],
+  };
   const logDir = resolve(o.out, `chaos-${stamp}-run${run}-logs`);
   mkdirSync(logDir, { recursive: true });
   process.env.PARLEY_TEST_PROC_LOG_DIR = logDir;
@@ -308,6 +311,7 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
     }
     activeCluster = undefined;
     report.wallS = (Date.now() - wallStart) / 1000;
+    report.loadAvg.push(loadavg()[0]!);
     if (report.verdict === 'PASS' && !o.keepLogs) {
       rmSync(logDir, { recursive: true, force: true });
       report.logDir = undefined;
