@@ -80,6 +80,11 @@ export class ParleyProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** The pid of the running process (undefined while it is not running); its log file is `<command>-<pid>.log`. */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
