@@ -7,11 +7,10 @@ import type { Config } from '../config/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
 import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../log/index.js';
 import { messageDoc, startReconciler } from './reconcile.js';
+import { withPrev } from './prev.js';
 import type { BatchConsumer, ConsumerHealth, NatsHandle, RoomReader } from '../log/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
-import type { Broadcast } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
-import { toStored } from '../store/index.js';
 
 export { messageDoc, reconcile, startReconciler } from './reconcile.js';
 export type { ReconcileDeps, ReconcileOptions, ReconcileReport, Reconciler } from './reconcile.js';
@@ -54,6 +53,9 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
   const handle = async (batch: JsMsg[]): Promise<void> => {
     const docs: MessageDoc[] = [];
     const valid: JsMsg[] = [];
+    // A batch can hold two deliveries of one seq (a redelivery that arrived while the first was still queued, e.g.
+    // after a NATS restart): one document and one broadcast per seq; every delivery is acked.
+    const seen = new Set<number>();
     for (const m of batch) {
       const ev = decodeEvent(m.data);
       if (!ev) {
@@ -62,8 +64,10 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
         m.term('malformed event');
         continue;
       }
-      docs.push(messageDoc(ev, m.seq));
       valid.push(m);
+      if (seen.has(m.seq)) continue;
+      seen.add(m.seq);
+      docs.push(messageDoc(ev, m.seq));
     }
     const { inserted, existing } = await d.store.insert(docs);
     // An id already stored is told apart without a read (FerretDB answers any such query with a collection scan):
@@ -130,35 +134,4 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       log.info('chat closed');
     },
   };
-}
-
-/**
- * Attaches to each message the seq of the message before it in its room, as the stream has them, so gateways can
- * deliver in order without asking the stream themselves. Inside one batch whose seqs run without a hole, the
- * previous message of the room in the batch is that message; otherwise (the first of a room in the batch, or a hole
- * where another instance took messages) the stream is asked. When it cannot be asked, `prev` is left out and
- * gateways check the stream themselves.
- */
-async function withPrev(docs: MessageDoc[], batch: JsMsg[], reader: RoomReader, log: Logger): Promise<Broadcast[]> {
-  const seqs = batch.map((m) => m.seq).sort((a, b) => a - b);
-  const index = new Map(seqs.map((s, i) => [s, i]));
-  const lastInBatch = new Map<string, number>();
-  const out: Broadcast[] = [];
-  const lookups: Promise<void>[] = [];
-  for (const doc of docs) {
-    const b: Broadcast = toStored(doc);
-    const before = lastInBatch.get(doc.room);
-    if (before !== undefined && index.get(doc.seq)! - index.get(before)! === doc.seq - before) {
-      b.prev = before;
-    } else {
-      lookups.push(reader.prevOf(doc.room, doc.seq).then(
-        (p) => { b.prev = p; },
-        (err: unknown) => log.warn({ err, room: doc.room, seq: doc.seq }, 'prev lookup failed; gateways will check'),
-      ));
-    }
-    lastInBatch.set(doc.room, doc.seq);
-    out.push(b);
-  }
-  await Promise.all(lookups);
-  return out;
 }
