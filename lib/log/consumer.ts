@@ -4,10 +4,10 @@
 //   fetch of the free room, never a prefetch that keeps pulling while batches are slow);
 // - what it holds stays its own: every held message's ack deadline is extended (`working()`) every ackWait/3, so a
 //   slow batch never turns the messages queued behind it into redeliveries;
-// - but only for a bounded time: a batch that keeps failing is retried with back-off for at most `maxHoldMs`, then it
-//   and everything queued behind it are handed back (nak with a delay) for another instance to take, this instance
-//   pulls nothing for twice ack_wait, `onStuck` runs (the caller recycles its clients) and `health()` reports the
-//   instance unhealthy until a batch succeeds again.
+// - but only for a bounded time: a batch that keeps failing, or whose attempt hangs, is retried with back-off for at
+//   most `maxHoldMs`; then it and everything queued behind it are handed back (nak with a delay) for another
+//   instance to take, this instance pulls nothing for twice ack_wait, `onStuck` runs (the caller recycles its
+//   clients) and `health()` reports the instance unhealthy until a batch succeeds again.
 // Batches run one at a time, so stream order is kept within one instance.
 import { jetstream } from '@nats-io/jetstream';
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
@@ -51,6 +51,21 @@ const RETRY = backoff([50, 100, 250, 500, 1_000, 2_000, 5_000]);
 const FETCH_EXPIRES_MS = 5_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const TIMED_OUT = Symbol('timed out');
+/** The work's outcome, or TIMED_OUT after `ms` (the work goes on; its late outcome is ignored). */
+async function withDeadline(work: Promise<void>, ms: number): Promise<void | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, ms));
+  });
+  work.catch(() => undefined); // a late failure of abandoned work is not an unhandled rejection
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export async function startBatchConsumer(nats: NatsHandle, o: BatchConsumerOptions): Promise<BatchConsumer> {
   const js = jetstream(nats.nc);
@@ -105,7 +120,14 @@ export async function startBatchConsumer(nats: NatsHandle, o: BatchConsumerOptio
       const started = Date.now();
       for (let attempt = 0; ; attempt++) {
         try {
-          await o.handle(current);
+          // An attempt that hangs (a driver waiting forever on a broken connection) counts against the hold time
+          // too: at the deadline the batch is handed back whether or not the attempt ever returns.
+          if (await withDeadline(o.handle(current), started + o.maxHoldMs - Date.now()) === TIMED_OUT) {
+            failingSince ??= started;
+            o.log.warn({ size: current.length, maxHoldMs: o.maxHoldMs }, 'batch still running at its hold deadline');
+            await handBack();
+            break;
+          }
           failingSince = undefined;
           break;
         } catch (err) {

@@ -58,13 +58,18 @@ export function createRoomReader(nc: NatsConnection, jsm: JetStreamManager, cfg:
       const body = JSON.stringify({ multi_last: [createdSubject(cfg.subjectRoot, room)], up_to_seq: seq - 1, batch: 1 });
       const replies = await nc.requestMany(directSubject, body, { strategy: 'sentinel', maxWait: cfg.publishTimeoutMs });
       let prev = 0;
+      let answered = false;
       for await (const m of replies) {
+        answered = true;
         const status = m.headers?.code ?? 0;
         if (status === 404) break; // no message: the room starts here
         if (status >= 400) throw new Error(`direct get failed: ${status} ${m.headers?.description ?? ''}`);
         const s = Number(m.headers?.get('Nats-Sequence'));
         if (Number.isSafeInteger(s) && s > 0) prev = s;
       }
+      // No reply at all within maxWait (a stream still recovering after a restart) is not "no previous message":
+      // a made-up 0 would send every gateway to the stream for nothing.
+      if (!answered) throw new Error('direct get: no answer');
       return prev;
     },
     range(room, from, to, max) {

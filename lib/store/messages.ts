@@ -87,6 +87,8 @@ export async function openMessageStore(url: string, dbName: string, log: Logger,
     appName: 'parley',
     serverSelectionTimeoutMS: 5_000,
     socketTimeoutMS: SOCKET_TIMEOUT_MS,
+    // A connection checkout never waits forever either (after a server restart the pool is cleared and refilled).
+    waitQueueTimeoutMS: SOCKET_TIMEOUT_MS,
     // Retries are ours (the consumer retries a whole batch); keep the driver from retrying behind our back.
     retryWrites: false,
     ...opts.client,

@@ -148,12 +148,16 @@ describe('consumer: flow control and hand-back', () => {
     }
   });
 
-  it('a batch that keeps failing is handed back within maxHoldMs and another instance stores it', async () => {
+  const wedgedHandlers: [string, () => Promise<void>][] = [
+    ['keeps failing', async () => { throw new Error('MongoServerSelectionError: connection closed'); }],
+    ['hangs (a driver call that never returns)', () => new Promise<void>(() => undefined)],
+  ];
+  for (const [how, wedgedHandle] of wedgedHandlers) it(`a batch that ${how} is handed back within maxHoldMs and another instance stores it`, async () => {
     const { stream, durable } = await streamWith(5, 1_000);
     let stuck = 0;
     const wedged = await startBatchConsumer(nats, {
       stream, durable, maxBatch: 10, ackWaitMs: 1_000, maxHoldMs: 1_500, log,
-      handle: async () => { throw new Error('MongoServerSelectionError: connection closed'); },
+      handle: wedgedHandle,
       onStuck: async () => { stuck++; },
     });
     const got = new Set<number>();
