@@ -1,2 +1,2 @@
-export { createFanoutPublisher, createFanoutSubscriber, connectRedis, roomChannel } from './redis.js';
+export { createFanoutPublisher, createFanoutSubscriber } from './redis.js';
 export type { FanoutPublisher, FanoutSubscriber } from './redis.js';

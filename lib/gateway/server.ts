@@ -6,7 +6,6 @@ import type { Authenticator, Identity, RoomAccess } from '../auth/index.js';
 import { AuthError, roomAccess } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { FanoutSubscriber } from '../fanout/index.js';
-import { createFanoutSubscriber } from '../fanout/index.js';
 import type { EventPublisher, MessageEvent, NatsHandle, RoomReader } from '../log/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import {
@@ -19,6 +18,7 @@ import { ClientGoneError, StorageBusyError, createReadGate } from '../store/inde
 import type { SendLimiter } from '../limits/index.js';
 import { gcraStep } from '../limits/index.js';
 import type { GatewayPresence } from '../presence/index.js';
+import type { RedisSubscriber } from '../redis/index.js';
 import { handleHistoryRequest } from './history.js';
 import { credentialsFrom } from './auth.js';
 import { RoomFeed } from './rooms.js';
@@ -35,8 +35,12 @@ export interface GatewayDeps {
   reader: RoomReader;
   /** MongoDB (its own bounded read pool): history, and recovery of what the stream no longer holds. */
   store: MessageStore;
+  /** Room broadcasts from the chat service (Redis Pub/Sub), on a subscriber connection of its own. */
+  fanout: FanoutSubscriber;
   /** Sessions, presence, typing and connection limits in Redis (lib/presence). */
   presence: GatewayPresence;
+  /** The Pub/Sub connection presence and typing events arrive on. */
+  presenceEvents: RedisSubscriber;
   /** Cluster-wide send and history budgets (lib/limits). */
   limiter: SendLimiter;
 }
@@ -101,7 +105,8 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     result: (result) => metrics.storageQueries.inc({ result }),
   });
   const rejectRate = { perSec: cfg.rateLimits.violationsPerSec, burst: cfg.rateLimits.maxViolations };
-  const sub: FanoutSubscriber = await createFanoutSubscriber(cfg.redisUrl, cfg.redisPrefix, log, (room, payload) => {
+  const sub = d.fanout;
+  sub.listen((room, payload) => {
     // Parsed once per gateway, serialised once per gateway (in deliver), never per recipient.
     let b: Broadcast;
     try {
@@ -113,8 +118,9 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     if (typeof b.seq !== 'number') return;
     rooms.onBroadcast(room, b);
   }, () => {
-    // Catch up now, and once more after ioredis has surely re-issued its SUBSCRIBEs: a broadcast published between
-    // this catch-up and the resubscription would otherwise wait for a later message to reveal the gap.
+    // Catch up now, and once more a second later: node-redis re-issues its SUBSCRIBEs before `ready`, but a broadcast
+    // published between this catch-up and a resubscription still in flight would otherwise wait for a later
+    // message to reveal the gap.
     rooms.resyncAll();
     setTimeout(() => rooms.resyncAll(), 1_000).unref();
   });
@@ -131,7 +137,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     }
   });
   // Presence and typing frames of rooms with members here, from every gateway and presence instance.
-  await d.presence.listen((room, frame) => {
+  await d.presence.listen(d.presenceEvents, (room, frame) => {
     if (app.numSubscribers(room) > 0) app.publish(room, frame, false);
   });
 
@@ -601,7 +607,6 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
         });
       }
       for (const ws of [...sockets]) ws.end(CLOSE_CODES.SERVICE_RESTART.code, 'server restart');
-      await sub.close();
       log.info({ rooms: rooms.size() }, 'gateway closed');
     },
   };

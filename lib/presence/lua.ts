@@ -183,3 +183,15 @@ if redis.call('SET', KEYS[1], '1', 'PX', ARGV[2], 'NX') then
 end
 return 0
 `;
+
+/** The presence scripts by name, for lib/redis `loadScripts`. */
+export const PRESENCE_SCRIPTS = {
+  sessionOpen: SESSION_OPEN_LUA,
+  sessionClose: SESSION_CLOSE_LUA,
+  room: ROOM_LUA,
+  gatewayReset: GATEWAY_RESET_LUA,
+  reap: REAP_LUA,
+  sweep: SWEEP_LUA,
+  typing: TYPING_LUA,
+} as const;
+export type PresenceScript = keyof typeof PRESENCE_SCRIPTS;

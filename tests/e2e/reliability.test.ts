@@ -192,7 +192,7 @@ describe('room feed: a gap the stream cannot fill', () => {
     await server.close();
   });
 
-  const noRedis = { subscribe: async () => {}, unsubscribe: async () => {}, ready: () => true, close: async () => {} };
+  const noRedis = { listen: () => {}, subscribe: async () => {}, unsubscribe: async () => {}, ready: () => true };
 
   async function setup(gapTimeoutMs: number, feedLog = log) {
     const cfg = { ...streamConfig(uniqueName('feed')), publishTimeoutMs: 500 };
