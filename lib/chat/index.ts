@@ -4,6 +4,7 @@
 // fails in any way is not stored: nothing of it is broadcast or acked, and the consumer retries it.
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Config } from '../config/index.js';
+import { encodeMessage } from '../fanout/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
 import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../log/index.js';
 import { messageDoc, startReconciler } from './reconcile.js';
@@ -73,7 +74,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     const again = redelivered ? existing.filter((doc) => redelivered.has(doc.seq)) : [];
     const toPublish = inserted.concat(again).sort((x, y) => x.seq - y.seq);
     const broadcasts = await withPrev(toPublish, valid, d.reader, log);
-    await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: JSON.stringify(b) })));
+    await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b) })));
     for (const m of valid) m.ack();
     metrics.persisted.inc({ result: 'stored' }, inserted.length);
     if (again.length > 0) metrics.persisted.inc({ result: 'redelivered' }, again.length);

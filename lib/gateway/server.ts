@@ -5,6 +5,7 @@ import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uW
 import type { Authenticator, Identity, RoomAccess } from '../auth/index.js';
 import { AuthError, roomAccess } from '../auth/index.js';
 import type { Config } from '../config/index.js';
+import { decodeMessage } from '../fanout/index.js';
 import type { FanoutSubscriber } from '../fanout/index.js';
 import type { EventPublisher, MessageEvent, NatsHandle, RoomReader } from '../log/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
@@ -12,7 +13,7 @@ import {
   CLOSE_CODES, PROTOCOL_VERSION, ProtocolError, ackFrame, errorFrame, historyFrame, joinedFrame, leftFrame, messageFrame,
   parseClientFrame, welcomeFrame,
 } from '../protocol/index.js';
-import type { Broadcast, ClientFrame, ErrorCode, HistoryFrame, JoinFrame, RoomId, SendFrame, StoredMessage } from '../protocol/index.js';
+import type { ClientFrame, ErrorCode, HistoryFrame, JoinFrame, RoomId, SendFrame, StoredMessage } from '../protocol/index.js';
 import type { MessageStore, ReadGate } from '../store/index.js';
 import { ClientGoneError, StorageBusyError, createReadGate } from '../store/index.js';
 import type { SendLimiter } from '../limits/index.js';
@@ -107,15 +108,12 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const rejectRate = { perSec: cfg.rateLimits.violationsPerSec, burst: cfg.rateLimits.maxViolations };
   const sub = d.fanout;
   sub.listen((room, payload) => {
-    // Parsed once per gateway, serialised once per gateway (in deliver), never per recipient.
-    let b: Broadcast;
-    try {
-      b = JSON.parse(payload) as Broadcast;
-    } catch {
-      log.error({ room }, 'unparseable broadcast dropped');
+    // Decoded once per gateway, serialised once per gateway (in deliver), never per recipient.
+    const b = decodeMessage(payload);
+    if (b === undefined) {
+      log.error({ room }, 'malformed broadcast dropped');
       return;
     }
-    if (typeof b.seq !== 'number') return;
     rooms.onBroadcast(room, b);
   }, () => {
     // Catch up now, and once more a second later: node-redis re-issues its SUBSCRIBEs before `ready`, but a broadcast

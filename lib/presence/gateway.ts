@@ -4,13 +4,14 @@
 import type { Config } from '../config/index.js';
 import { LocalLimiter, pushCharge } from '../limits/index.js';
 import type { Logger } from '../observability/index.js';
-import { typingFrame } from '../protocol/index.js';
+import { decodePresence, decodeTyping, encodeTyping } from '../fanout/index.js';
+import { presenceFrame, typingFrame } from '../protocol/index.js';
 import type { RoomId } from '../protocol/index.js';
 import { loadScripts } from '../redis/index.js';
 import type { RedisConnection, RedisKeys, RedisSubscriber, ScriptArg, Scripts } from '../redis/index.js';
 import { PRESENCE_SCRIPTS } from './lua.js';
 import type { PresenceScript } from './lua.js';
-import { Throttle, decodeTyping, encodeTyping } from './throttle.js';
+import { Throttle } from './throttle.js';
 
 export interface SessionInfo {
   session: string;
@@ -53,8 +54,6 @@ interface Local {
   /** An array, not a Set: most sessions join few rooms, and an empty array costs a fraction of an empty Set. */
   rooms: RoomId[];
 }
-
-const PRESENCE_ROOM = /^\{"type":"presence","room":"([A-Za-z0-9_-]{1,64})"/;
 
 /** Loads its scripts, registers the gateway (first heartbeat) and starts heartbeating, on a commands connection. */
 export async function startGatewayPresence(redis: RedisConnection, keys: RedisKeys, cfg: Config, log: Logger): Promise<GatewayPresence> {
@@ -167,7 +166,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     if (!this.ready()) return frame; // Redis down: at least this gateway's members see it
     try {
       const sent = await this.scripts.run<number>('typing', [this.keys.rate('typing', `${room}:${user}`)], [
-        this.prefix, this.cfg.presence.typingIntervalMs, this.keys.typingChannel, encodeTyping(this.gw, room, frame),
+        this.prefix, this.cfg.presence.typingIntervalMs, this.keys.typingChannel, encodeTyping(this.gw, room, user),
       ]);
       return sent === 1 ? frame : undefined;
     } catch (err) {
@@ -188,13 +187,13 @@ class GatewayPresenceImpl implements GatewayPresence {
   async listen(sub: RedisSubscriber, deliver: (room: RoomId, frame: string) => void): Promise<void> {
     await sub.subscribe(this.keys.presenceChannel, (payload) => {
       // Global presence (no room) is for other services; clients get the room-scoped events of their rooms.
-      const m = PRESENCE_ROOM.exec(payload);
-      if (m) deliver(m[1]!, payload);
+      const e = decodePresence(payload);
+      if (e?.room !== undefined) deliver(e.room, presenceFrame(e.room, e.user, e.status));
     });
     await sub.subscribe(this.keys.typingChannel, (payload) => {
       const t = decodeTyping(payload);
       // The origin gateway delivered it to its own members already, without echoing it to the sender.
-      if (t && t.gateway !== this.gw) deliver(t.room, t.frame);
+      if (t && t.gateway !== this.gw) deliver(t.room, typingFrame(t.room, t.user));
     });
   }
 

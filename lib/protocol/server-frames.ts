@@ -23,10 +23,7 @@ export function errorFrame(code: ErrorCode, message: string, ref?: string, retry
   return JSON.stringify(f);
 }
 
-/**
- * `presence {room?, user, status}`. The presence scripts in Redis build the same bytes (lib/presence/lua.ts) and
- * gateways forward them unchanged; this is the reference form (and what tests compare against).
- */
+/** `presence {room?, user, status}`: gateways build it from the bus's presence events (lib/fanout/codec.ts). */
 export function presenceFrame(room: RoomId | undefined, user: string, status: 'online' | 'offline'): string {
   return room === undefined
     ? `{"type":"presence","user":${JSON.stringify(user)},"status":"${status}"}`
