@@ -7,14 +7,15 @@ import type { Config } from '../config/index.js';
 import { encodeMessage } from '../fanout/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
 import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../log/index.js';
-import { messageDoc, startReconciler } from './reconcile.js';
+import { startReconciler } from './reconcile.js';
 import type { BatchConsumer, ConsumerHealth, NatsHandle, RoomReader } from '../log/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
+import { storedAt } from '../protocol/index.js';
 import type { Broadcast } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
-import { toStored } from '../store/index.js';
+import { toDoc, toStored } from '../store/index.js';
 
-export { messageDoc, reconcile, startReconciler } from './reconcile.js';
+export { reconcile, startReconciler } from './reconcile.js';
 export type { ReconcileDeps, ReconcileOptions, ReconcileReport, Reconciler } from './reconcile.js';
 
 export interface ChatDeps {
@@ -63,7 +64,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
         m.term('malformed event');
         continue;
       }
-      docs.push(messageDoc(ev, m.seq));
+      docs.push(toDoc(storedAt(ev, m.seq)));
       valid.push(m);
     }
     const { inserted, existing } = await d.store.insert(docs);

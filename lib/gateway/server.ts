@@ -7,13 +7,13 @@ import { AuthError, roomAccess } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { decodeMessage } from '../fanout/index.js';
 import type { FanoutSubscriber } from '../fanout/index.js';
-import type { EventPublisher, MessageEvent, NatsHandle, RoomReader } from '../log/index.js';
+import type { EventPublisher, NatsHandle, RoomReader } from '../log/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import {
   CLOSE_CODES, PROTOCOL_VERSION, ProtocolError, ackFrame, errorFrame, historyFrame, joinedFrame, leftFrame, messageFrame,
   parseClientFrame, welcomeFrame,
 } from '../protocol/index.js';
-import type { ClientFrame, ErrorCode, HistoryFrame, JoinFrame, RoomId, SendFrame, StoredMessage } from '../protocol/index.js';
+import type { ChatMessage, ClientFrame, ErrorCode, HistoryFrame, JoinFrame, RoomId, SendFrame, StoredMessage } from '../protocol/index.js';
 import type { MessageStore, ReadGate } from '../store/index.js';
 import { ClientGoneError, StorageBusyError, createReadGate } from '../store/index.js';
 import type { SendLimiter } from '../limits/index.js';
@@ -191,7 +191,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       return reject(ws, 'RATE_LIMITED', 'too many unacknowledged sends', f.id);
     }
     if (draining) return reject(ws, 'UNAVAILABLE', 'gateway is shutting down; retry on another', f.id);
-    const ev: MessageEvent = { room: f.room, id: f.id, from: c.user, body: f.body, ts: Date.now() };
+    const ev: ChatMessage = { room: f.room, id: f.id, from: c.user, body: f.body, ts: Date.now() };
     if (f.mentions) ev.mentions = f.mentions;
     c.inflight++;
     inflightTotal++;

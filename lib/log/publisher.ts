@@ -3,19 +3,10 @@ import { jetstream } from '@nats-io/jetstream';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { StreamConfig } from '../config/index.js';
-import type { RoomId } from '../protocol/index.js';
+import { namespacedId } from '../protocol/index.js';
+import type { ChatMessage } from '../protocol/index.js';
 import type { NatsHandle } from './connection.js';
 import { createdSubject } from './subjects.js';
-
-/** What the gateway puts in the stream for one `send`. */
-export interface MessageEvent {
-  room: RoomId;
-  id: string;
-  from: string;
-  body: string;
-  ts: number;
-  mentions?: string[];
-}
 
 export class UnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -26,11 +17,7 @@ export class UnavailableError extends Error {
 
 export interface EventPublisher {
   /** Resolves only once JetStream has stored the event (or recognised it as a duplicate). */
-  publish(ev: MessageEvent, traceparent?: string): Promise<PubAck>;
-}
-
-export function namespacedId(user: string, clientId: string): string {
-  return `${user}:${clientId}`;
+  publish(ev: ChatMessage, traceparent?: string): Promise<PubAck>;
 }
 
 export function createPublisher(nats: NatsHandle, cfg: StreamConfig): EventPublisher {
@@ -56,10 +43,10 @@ export function createPublisher(nats: NatsHandle, cfg: StreamConfig): EventPubli
   };
 }
 
-/** Decodes an event from the stream; undefined when it is not a well-formed MessageEvent. */
-export function decodeEvent(data: Uint8Array): MessageEvent | undefined {
+/** Decodes an event from the stream; undefined when it is not a well-formed ChatMessage. */
+export function decodeEvent(data: Uint8Array): ChatMessage | undefined {
   try {
-    const o = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as MessageEvent;
+    const o = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as ChatMessage;
     if (typeof o.room !== 'string' || typeof o.id !== 'string' || typeof o.from !== 'string' ||
       typeof o.body !== 'string' || typeof o.ts !== 'number') return undefined;
     return o;

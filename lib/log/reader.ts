@@ -4,6 +4,7 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { StreamConfig } from '../config/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
+import { storedAt } from '../protocol/index.js';
 import { decodeEvent } from './publisher.js';
 import { createdSubject, createdWildcard } from './subjects.js';
 
@@ -92,9 +93,7 @@ export function createRoomReader(nc: NatsConnection, jsm: JetStreamManager, cfg:
 function toStored(m: StoredMsg): StoredMessage | undefined {
   const ev = decodeEvent(m.data);
   if (!ev) return undefined;
-  const s: StoredMessage = { room: ev.room, id: ev.id, seq: m.seq, from: ev.from, body: ev.body, ts: ev.ts };
-  if (ev.mentions) s.mentions = ev.mentions;
-  return s;
+  return storedAt(ev, m.seq);
 }
 
 function isNoMessage(err: unknown): boolean {

@@ -1,6 +1,7 @@
 // Server → client frames, serialised in one place so every path produces the same bytes.
 import type { ErrorCode } from './codes.js';
-import type { RoomId, StoredMessage } from './frames.js';
+import type { RoomId } from './frames.js';
+import type { StoredMessage } from './message.js';
 
 export function welcomeFrame(user: string, session: string, protocol: number): string {
   return JSON.stringify({ type: 'welcome', user, session, protocol });

@@ -2,18 +2,12 @@
 // event can never create a second document; FerretDB v1 has no transactions, so nothing here relies on them.
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
 import type { Collection, MongoClientOptions } from 'mongodb';
+import { clientIdOf, namespacedId, storedAt } from '../protocol/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
 import type { Logger } from '../observability/logger.js';
 
-export interface MessageDoc {
-  _id: string;
-  room: RoomId;
-  seq: number;
-  from: string;
-  body: string;
-  ts: number;
-  mentions?: string[];
-}
+/** A message document: the stored message under its namespaced id (`_id`) instead of the client's. */
+export type MessageDoc = Omit<StoredMessage, 'id'> & { _id: string };
 
 export interface InsertResult {
   /** Documents this call inserted. */
@@ -156,9 +150,13 @@ export async function openMessageStore(url: string, dbName: string, log: Logger,
   };
 }
 
+/** The document of a message; with `toStored` the only converters between the model and MongoDB. */
+export function toDoc(m: StoredMessage): MessageDoc {
+  const doc: MessageDoc = { _id: namespacedId(m.from, m.id), room: m.room, seq: m.seq, from: m.from, body: m.body, ts: m.ts };
+  if (m.mentions) doc.mentions = m.mentions;
+  return doc;
+}
+
 export function toStored(d: MessageDoc): StoredMessage {
-  const id = d._id.slice(d._id.lastIndexOf(':') + 1);
-  const m: StoredMessage = { room: d.room, id, seq: d.seq, from: d.from, body: d.body, ts: d.ts };
-  if (d.mentions) m.mentions = d.mentions;
-  return m;
+  return storedAt({ room: d.room, id: clientIdOf(d._id), from: d.from, body: d.body, ts: d.ts, mentions: d.mentions }, d.seq);
 }
