@@ -4,7 +4,7 @@
 // indexed query per chunk tells which of the chunk's seqs are stored, so a pass that finds nothing missing costs a
 // stream read and one query per chunk.
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { RoomReader } from '../log/index.js';
+import type { RoomReader } from '../eventlog/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
 import { toDoc } from '../store/index.js';

@@ -7,7 +7,7 @@ import { AuthError, roomAccess } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { decodeMessage } from '../fanout/index.js';
 import type { FanoutSubscriber } from '../fanout/index.js';
-import type { EventPublisher, NatsHandle, RoomReader } from '../log/index.js';
+import type { EventPublisher, NatsHandle, RoomReader } from '../eventlog/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import {
   CLOSE_CODES, PROTOCOL_VERSION, ProtocolError, ackFrame, errorFrame, historyFrame, joinedFrame, leftFrame, messageFrame,

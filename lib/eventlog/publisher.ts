@@ -1,7 +1,6 @@
 // Publishes chat events to JetStream with the namespaced message id, so the stream itself deduplicates retries.
 import { jetstream } from '@nats-io/jetstream';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
-import { headers } from '@nats-io/transport-node';
 import type { StreamConfig } from '../config/index.js';
 import { namespacedId } from '../protocol/index.js';
 import type { ChatMessage } from '../protocol/index.js';
@@ -17,24 +16,21 @@ export class UnavailableError extends Error {
 
 export interface EventPublisher {
   /** Resolves only once JetStream has stored the event (or recognised it as a duplicate). */
-  publish(ev: ChatMessage, traceparent?: string): Promise<PubAck>;
+  publish(ev: ChatMessage): Promise<PubAck>;
 }
 
 export function createPublisher(nats: NatsHandle, cfg: StreamConfig): EventPublisher {
   const js: JetStreamClient = jetstream(nats.nc, { timeout: cfg.publishTimeoutMs });
   return {
-    async publish(ev, traceparent) {
+    async publish(ev) {
       // While disconnected, a publish would sit in the client's reconnect buffer until it times out; fail at once
       // instead so the client can retry (the same id makes the retry safe).
       if (!nats.connected()) throw new UnavailableError('event log unavailable (disconnected)');
-      const h = traceparent ? headers() : undefined;
-      if (h && traceparent) h.set('traceparent', traceparent);
       try {
         return await js.publish(createdSubject(cfg.subjectRoot, ev.room), JSON.stringify(ev), {
           msgID: namespacedId(ev.from, ev.id),
           timeout: cfg.publishTimeoutMs,
           expect: { streamName: cfg.name },
-          ...(h ? { headers: h } : {}),
         });
       } catch (err) {
         throw new UnavailableError('event log did not confirm the publish', { cause: err });

@@ -1,10 +1,10 @@
 // Reads one room's events back from the stream by subject: gap repair at the gateways and `join {since}` replay.
 import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
-import { JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { StreamConfig } from '../config/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
 import { storedAt } from '../protocol/index.js';
+import { isNoMessage } from './errors.js';
 import { decodeEvent } from './publisher.js';
 import { createdSubject, createdWildcard } from './subjects.js';
 
@@ -94,8 +94,4 @@ function toStored(m: StoredMsg): StoredMessage | undefined {
   const ev = decodeEvent(m.data);
   if (!ev) return undefined;
   return storedAt(ev, m.seq);
-}
-
-function isNoMessage(err: unknown): boolean {
-  return err instanceof JetStreamApiError ? /no message|not found/i.test(err.message) : /no message found|404/i.test(String(err));
 }
