@@ -25,8 +25,11 @@ export interface MessageStore {
   insert(messages: MessageDoc[]): Promise<InsertResult>;
   /** A page of a room, newest first: seq < before (all when undefined), at most `limit`. Uses {room: 1, seq: -1}. */
   page(room: RoomId, before: number | undefined, limit: number): Promise<StoredMessage[]>;
-  /** Messages of a room with after < seq < before, oldest first, at most `limit` (recovery beyond the stream). */
-  range(room: RoomId, after: number, before: number, limit: number): Promise<StoredMessage[]>;
+  /**
+   * Messages of a room with from <= seq <= to, oldest first, at most `limit` (recovery beyond the stream). Bounds
+   * read as everywhere in Parley: `from`/`to` are inclusive (as RoomReader.range), `after`/`before` exclusive.
+   */
+  range(room: RoomId, from: number, to: number, limit: number): Promise<StoredMessage[]>;
   /** How many messages of a room have seq > after, counting no further than `cap`. */
   countAfter(room: RoomId, after: number, cap: number): Promise<number>;
   /** The seqs stored with from <= seq <= to (of one room, when given): what the reconciler compares with the stream. */
@@ -112,8 +115,8 @@ export async function openMessageStore(url: string, dbName: string, log: Logger,
       const docs = await messages.find(filter, reads).sort({ seq: -1 }).limit(limit).toArray();
       return docs.map(toStored);
     },
-    async range(room, after, before, limit) {
-      const docs = await messages.find({ room, seq: { $gt: after, $lt: before } }, reads).sort({ seq: 1 }).limit(limit).toArray();
+    async range(room, from, to, limit) {
+      const docs = await messages.find({ room, seq: { $gte: from, $lte: to } }, reads).sort({ seq: 1 }).limit(limit).toArray();
       return docs.map(toStored);
     },
     async countAfter(room, after, cap) {
