@@ -44,8 +44,15 @@ async function main(argv: string[]): Promise<number> {
       return runClient(rest, await envWithStack(), bootLog);
     case 'reconcile':
       return reconcileCommand(rest);
-    case 'bench':
-      return (await import('../bench/index.js')).benchCommand(rest, bootLog);
+    case 'bench': {
+      // The runtime image leaves the bench out (its imports are dev-only packages): say so instead of a stack trace.
+      const bench = await import('../bench/index.js').catch((err: unknown) => {
+        if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+        bootLog.fatal('the bench is not part of this installation; run it from a source checkout (npm ci && npm run bench)');
+        return undefined;
+      });
+      return bench ? bench.benchCommand(rest, bootLog) : 69; // EX_UNAVAILABLE
+    }
     case undefined:
     case 'help':
     case '--help':
