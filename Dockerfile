@@ -18,10 +18,10 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-# Only what runs: the executable, the library and the bench entry it imports lazily (tests stay out).
+# Only what runs: the executable and the library. Tests and the bench stay out (the bench imports dev-only
+# packages that this image leaves out; `parley bench` says so and runs from a source checkout).
 COPY --from=build /app/dist/cmd ./dist/cmd
 COPY --from=build /app/dist/lib ./dist/lib
-COPY --from=build /app/dist/bench ./dist/bench
 USER node
 EXPOSE 8080
 # The gateway serves /healthz on PORT; a `chat`-only container has no HTTP listener (compose disables this check there).

@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { mintToken } from '../lib/auth/index.js';
 import { loadConfig } from '../lib/config/index.js';
 import type { Logger } from '../lib/observability/index.js';
+import type { ServerFrame } from '../lib/protocol/index.js';
 
 export async function runClient(argv: string[], env: NodeJS.ProcessEnv, _log: Logger): Promise<number> {
   const { values } = parseArgs({
@@ -58,16 +59,15 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv, _log: Lo
 
 function format(text: string): string {
   try {
-    const f = JSON.parse(text) as Record<string, unknown>;
-    const time = typeof f.ts === 'number' ? new Date(f.ts).toISOString().slice(11, 19) : '';
+    const f = JSON.parse(text) as ServerFrame;
     switch (f.type) {
-      case 'message': return `[${time}] #${String(f.room)} <${String(f.from)}> ${String(f.body)}  (seq ${String(f.seq)})`;
-      case 'ack': return `  ✓ stored as seq ${String(f.seq)}${f.duplicate ? ' (duplicate)' : ''}`;
-      case 'error': return `  ! ${String(f.code)}: ${String(f.message)}`;
-      case 'joined': return `  joined #${String(f.room)} at seq ${String(f.seq)}; online: ${(f.presence as string[] | undefined ?? []).join(', ')}`;
-      case 'presence': return `  * ${String(f.user)} is ${String(f.status)}${f.room ? ` in #${String(f.room)}` : ''}`;
-      case 'typing': return `  … ${String(f.user)} is typing in #${String(f.room)}`;
-      case 'welcome': return `  connected as ${String(f.user)} (session ${String(f.session)})`;
+      case 'message': return `[${new Date(f.ts).toISOString().slice(11, 19)}] #${f.room} <${f.from}> ${f.body}  (seq ${f.seq})`;
+      case 'ack': return `  ✓ stored as seq ${f.seq}${f.duplicate ? ' (duplicate)' : ''}`;
+      case 'error': return `  ! ${f.code}: ${f.message}`;
+      case 'joined': return `  joined #${f.room} at seq ${f.seq}; online: ${(f.presence ?? []).join(', ')}`;
+      case 'presence': return `  * ${f.user} is ${f.status}${f.room ? ` in #${f.room}` : ''}`;
+      case 'typing': return `  … ${f.user} is typing in #${f.room}`;
+      case 'welcome': return `  connected as ${f.user} (session ${f.session})`;
       default: return `  ${text}`;
     }
   } catch {

@@ -44,8 +44,15 @@ async function main(argv: string[]): Promise<number> {
       return runClient(rest, await envWithStack(), bootLog);
     case 'reconcile':
       return reconcileCommand(rest);
-    case 'bench':
-      return (await import('../bench/index.js')).benchCommand(rest, bootLog);
+    case 'bench': {
+      // The runtime image leaves the bench out (its imports are dev-only packages): say so instead of a stack trace.
+      const bench = await import('../bench/index.js').catch((err: unknown) => {
+        if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+        bootLog.fatal('the bench is not part of this installation; run it from a source checkout (npm ci && npm run bench)');
+        return undefined;
+      });
+      return bench ? bench.benchCommand(rest, bootLog) : 69; // EX_UNAVAILABLE
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -109,24 +116,25 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    if (command === 'all' || command === 'presence') closers.push(...(await runPresence(cfg, log)));
+    const presence = command === 'all' || command === 'presence' ? await runPresence(cfg, log, closers) : undefined;
     if (command !== 'presence') {
-      const { shared, closers: base } = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`);
-      closers.push(...base);
-      const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared) : undefined;
-      if (chat) closers.push(...chat.closers);
-      if (command === 'all' || command === 'gateway') closers.push(...(await runGateway(cfg, log, metrics, shared)));
+      const shared = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`, closers);
+      const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared, closers) : undefined;
+      if (command === 'all' || command === 'gateway') await runGateway(cfg, log, metrics, shared, closers);
       // Every service has one (gateways too: /metrics is never on the public port, ADR 0011); chat's /readyz also
-      // reports MongoDB and its consumer (ADR 0012).
+      // reports MongoDB and its consumer (ADR 0012), and a process running presence its Redis.
       const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
         const nats = shared.nats.connected();
-        const st = chat?.chat.status();
-        return { ...st, ready: nats && (st?.ready ?? true), nats: nats ? 'connected' : 'disconnected' };
+        const st = chat?.status();
+        const presenceUp = presence?.ready() ?? true;
+        return {
+          ...st, ready: nats && presenceUp && (st?.ready ?? true), nats: nats ? 'connected' : 'disconnected',
+          ...(presence ? { presence: presenceUp } : {}),
+        };
       }, log);
       closers.push({ name: 'ops', close: () => ops.close() });
-    }
-    if (command === 'presence') {
-      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => ({ ready: true }), log);
+    } else if (presence) {
+      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => ({ ready: presence.ready(), presence: presence.ready() }), log);
       closers.push({ name: 'ops', close: () => ops.close() });
     }
   } catch (err) {

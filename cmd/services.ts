@@ -3,33 +3,42 @@ import { createAuthenticator } from '../lib/auth/index.js';
 import { reconcile, startChat } from '../lib/chat/index.js';
 import type { ChatService, ReconcileReport } from '../lib/chat/index.js';
 import type { Config } from '../lib/config/index.js';
-import { createFanoutPublisher } from '../lib/fanout/index.js';
+import { createFanoutPublisher, createFanoutSubscriber } from '../lib/fanout/index.js';
 import { startGateway } from '../lib/gateway/index.js';
-import { connectNats, createPublisher, createRoomReader, ensureStream } from '../lib/log/index.js';
-import type { NatsHandle } from '../lib/log/index.js';
+import { connectNats, createPublisher, createRoomReader, ensureStream } from '../lib/eventlog/index.js';
+import type { NatsHandle } from '../lib/eventlog/index.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Logger, Metrics } from '../lib/observability/index.js';
 import { openMessageStore } from '../lib/store/index.js';
 import { createSendLimiter } from '../lib/limits/index.js';
 import { startGatewayPresence, startPresenceService } from '../lib/presence/index.js';
+import type { PresenceService } from '../lib/presence/index.js';
+import { connectRedis, connectSubscriber, redisKeys } from '../lib/redis/index.js';
 
 export interface Closeable {
   name: string;
   close(): Promise<void>;
 }
 
+/**
+ * Every run* below pushes each thing it opened onto `opened` as soon as it is open, so that when a later step of
+ * start-up fails the caller closes exactly what was opened (in reverse), and nothing leaks.
+ */
+export type Opened = Closeable[];
+
 export interface Shared {
   nats: NatsHandle;
   jsm: JetStreamManager;
 }
 
-export async function connectShared(cfg: Config, log: Logger, name: string): Promise<{ shared: Shared; closers: Closeable[] }> {
+export async function connectShared(cfg: Config, log: Logger, name: string, opened: Opened): Promise<Shared> {
   const nats = await connectNats(cfg.natsUrl, name, log.child({ component: 'nats' }));
+  opened.push({ name: 'nats', close: () => nats.close() });
   const jsm = await ensureStream(nats.nc, cfg.stream, log.child({ component: 'stream' }));
-  return { shared: { nats, jsm }, closers: [{ name: 'nats', close: () => nats.close() }] };
+  return { nats, jsm };
 }
 
-export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: Shared): Promise<Closeable[]> {
+export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened): Promise<void> {
   const glog = log.child({ component: 'gateway' });
   // The gateway only reads, on a client and pool of its own, bounded like its read gate: its reads can never hold
   // more than maxInflight connections, and each one gives up after the query timeout (server- and client-side).
@@ -45,54 +54,66 @@ export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: 
     },
     readTimeoutMs: st.queryTimeoutMs,
   });
+  opened.push({ name: 'store', close: () => store.close() });
   const plog = log.child({ component: 'presence' });
-  const presence = await startGatewayPresence(cfg, plog);
+  const keys = redisKeys(cfg.redisPrefix);
+  // One commands connection for sessions, presence and limits; a subscriber each for room broadcasts and for
+  // presence and typing events, so that a burst of either never queues behind the other.
+  const redis = await connectRedis(cfg.redisUrl, plog, { name: `parley-presence-${cfg.gatewayId}`, profile: 'commands' });
+  opened.push({ name: 'redis', close: () => redis.close() });
+  const fanoutSub = await connectSubscriber(cfg.redisUrl, glog, 'parley-fanout-sub');
+  opened.push({ name: 'redis-fanout', close: () => fanoutSub.close() });
+  const presenceEvents = await connectSubscriber(cfg.redisUrl, plog, `parley-presence-sub-${cfg.gatewayId}`);
+  opened.push({ name: 'redis-presence', close: () => presenceEvents.close() });
+  const presence = await startGatewayPresence(redis, keys, cfg, plog);
+  // Closed in reverse: the gateway closes its connections (removing their sessions) before presence unregisters it.
+  opened.push({ name: 'presence', close: () => presence.shutdown() });
+  const limiter = await createSendLimiter(redis, keys, cfg.rateLimits, log.child({ component: 'limits' }));
   const gateway = await startGateway({
-    cfg, log: glog, metrics, nats: s.nats, store, presence,
-    limiter: createSendLimiter(presence.redis, cfg.redisPrefix, cfg.rateLimits, log.child({ component: 'limits' })),
+    cfg, log: glog, metrics, nats: s.nats, store, presence, presenceEvents, limiter,
+    fanout: createFanoutSubscriber(fanoutSub, keys),
     auth: createAuthenticator(cfg.jwt),
     publisher: createPublisher(s.nats, cfg.stream),
     reader: createRoomReader(s.nats.nc, s.jsm, cfg.stream),
   });
-  // Closed in reverse: the gateway closes its connections (removing their sessions) before presence unregisters it.
-  return [
-    { name: 'store', close: () => store.close() },
-    { name: 'presence', close: () => presence.shutdown() },
-    { name: 'gateway', close: () => gateway.close() },
-  ];
+  opened.push({ name: 'gateway', close: () => gateway.close() });
 }
 
-export async function runPresence(cfg: Config, log: Logger): Promise<Closeable[]> {
-  const presence = await startPresenceService(cfg, log.child({ component: 'presence' }));
-  return [{ name: 'presence', close: () => presence.close() }];
+export async function runPresence(cfg: Config, log: Logger, opened: Opened): Promise<PresenceService> {
+  const plog = log.child({ component: 'presence' });
+  const redis = await connectRedis(cfg.redisUrl, plog, { name: 'parley-presence', profile: 'commands' });
+  opened.push({ name: 'redis-presence-service', close: () => redis.close() });
+  const presence = await startPresenceService(redis, redisKeys(cfg.redisPrefix), cfg, plog);
+  opened.push({ name: 'presence', close: () => presence.close() });
+  return presence;
 }
 
-export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Shared): Promise<{ closers: Closeable[]; chat: ChatService }> {
+export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened): Promise<ChatService> {
   const clog = log.child({ component: 'chat' });
   const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
-  const fanout = await createFanoutPublisher(cfg.redisUrl, cfg.redisPrefix, log.child({ component: 'fanout' }));
+  opened.push({ name: 'store', close: () => store.close() });
+  const redis = await connectRedis(cfg.redisUrl, log.child({ component: 'fanout' }), { name: 'parley-fanout-pub', profile: 'publisher' });
+  opened.push({ name: 'fanout', close: () => redis.close() });
+  const fanout = createFanoutPublisher(redis, redisKeys(cfg.redisPrefix));
   const reader = createRoomReader(s.nats.nc, s.jsm, cfg.stream);
-  const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout, reader });
   // Closed in reverse: the consumer stops (finishing its batch) before its store and fan-out go away.
-  const closers = [
-    { name: 'store', close: () => store.close() },
-    { name: 'fanout', close: () => fanout.close() },
-    { name: 'chat', close: () => chat.close() },
-  ];
-  return { closers, chat };
+  const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout, reader });
+  opened.push({ name: 'chat', close: () => chat.close() });
+  return chat;
 }
 
 /** `parley reconcile`: one pass against the configured stream and database, then everything is closed again. */
 export async function reconcileOnce(cfg: Config, log: Logger, opts: { room?: string; since?: number }): Promise<ReconcileReport> {
-  const { shared, closers } = await connectShared(cfg, log, 'parley-reconcile');
-  const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
+  const closers: Opened = [];
   try {
+    const shared = await connectShared(cfg, log, 'parley-reconcile', closers);
+    const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
+    closers.push({ name: 'store', close: () => store.close() });
     return await reconcile({
       reader: createRoomReader(shared.nats.nc, shared.jsm, cfg.stream), store, jsm: shared.jsm,
       stream: cfg.stream.name, consumer: cfg.chat.consumer, log,
     }, opts);
   } finally {
-    await store.close();
     for (const c of closers.reverse()) await c.close();
   }
 }

@@ -7,7 +7,7 @@ import { AckPolicy, DeliverPolicy, StorageType, jetstream, jetstreamManager } fr
 import type { JsMsg } from '@nats-io/jetstream';
 import { connect, nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 import type * as UWS from 'uWebSockets.js';
 import { requireEnv, userFromBearer } from './common.js';
 
@@ -35,10 +35,10 @@ async function gateway(): Promise<void> {
   await ensureStream(nc);
   const js = jetstream(nc);
   const app = uws.App();
-  const sub = new Redis(requireEnv('REDIS_URL'));
+  const sub = createClient({ url: requireEnv('REDIS_URL') });
+  await sub.connect();
   const channelPrefix = `${PREFIX}room.`;
-  await sub.psubscribe(`${channelPrefix}*`);
-  sub.on('pmessage', (_p: string, channel: string, payload: string) => {
+  await sub.pSubscribe(`${channelPrefix}*`, (payload: string, channel: string) => {
     app.publish(channel.slice(channelPrefix.length), payload, false);
   });
   app.ws<Conn>('/ws', {
@@ -79,7 +79,7 @@ async function gateway(): Promise<void> {
   await new Promise<void>((resolve, reject) => app.listen('127.0.0.1', port, (s) => (s ? resolve() : reject(new Error(`listen ${port}`)))));
   console.log('floor gateway ready');
   const stop = (): void => {
-    sub.disconnect();
+    sub.destroy();
     void nc.close().then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
@@ -93,7 +93,8 @@ async function relay(): Promise<void> {
   await jsm.consumers.add(STREAM, {
     durable_name: CONSUMER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: `${SUBJECT}.>`, max_ack_pending: 2048,
   });
-  const pub = new Redis(requireEnv('REDIS_URL'));
+  const pub = createClient({ url: requireEnv('REDIS_URL') });
+  await pub.connect();
   const consumer = await jetstream(nc).consumers.get(STREAM, CONSUMER);
   let pending: JsMsg[] = [];
   let busy = false;
@@ -102,13 +103,13 @@ async function relay(): Promise<void> {
     while (pending.length > 0) {
       const batch = pending;
       pending = [];
-      const pipe = pub.pipeline();
+      const pipe = pub.multi();
       for (const m of batch) {
         const ev = JSON.parse(m.string()) as { room: string; id: string; from: string; body: string; ts: number };
         pipe.publish(`${PREFIX}room.${ev.room}`,
           JSON.stringify({ type: 'message', room: ev.room, id: ev.id, seq: m.seq, from: ev.from, body: ev.body, ts: ev.ts }));
       }
-      await pipe.exec();
+      await pipe.execAsPipeline();
       for (const m of batch) m.ack();
     }
     busy = false;
@@ -123,7 +124,7 @@ async function relay(): Promise<void> {
   console.log('floor relay ready');
   const stop = (): void => {
     messages.stop();
-    pub.disconnect();
+    pub.destroy();
     void nc.close().then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);

@@ -3,7 +3,7 @@
 //   node socketio.js   env: REDIS_URL PORT SIO_PREFIX
 import { createServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
-import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import { requireEnv, userFromBearer } from './common.js';
 
@@ -11,8 +11,9 @@ const http = createServer((req, res) => {
   res.statusCode = req.url === '/healthz' ? 200 : 404;
   res.end();
 });
-const pub = new Redis(requireEnv('REDIS_URL'));
+const pub = createClient({ url: requireEnv('REDIS_URL') });
 const sub = pub.duplicate();
+await Promise.all([pub.connect(), sub.connect()]);
 const io = new Server(http, {
   transports: ['websocket'],
   serveClient: false,
@@ -41,8 +42,8 @@ io.on('connection', (socket) => {
 http.listen(Number(requireEnv('PORT')), '127.0.0.1', () => console.log('socketio ready'));
 const stop = (): void => {
   void io.close();
-  pub.disconnect();
-  sub.disconnect();
+  pub.destroy();
+  sub.destroy();
   process.exit(0);
 };
 process.on('SIGTERM', stop);

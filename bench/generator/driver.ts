@@ -2,6 +2,7 @@
 // and the Socket.IO equivalent (join/send with acknowledgements, `message` events).
 import { WebSocket } from 'ws';
 import { io } from 'socket.io-client';
+import type { ServerFrame } from '../../lib/protocol/index.js';
 
 export type DriverKind = 'ws' | 'sio';
 
@@ -27,19 +28,6 @@ export interface ConnectOptions {
 
 export function connect(kind: DriverKind, o: ConnectOptions, h: ClientHandlers): Promise<Client> {
   return kind === 'ws' ? connectWs(o, h) : connectSio(o, h);
-}
-
-interface WireFrame {
-  type: string;
-  room?: string;
-  id?: string;
-  seq?: number;
-  from?: string;
-  body?: string;
-  duplicate?: boolean;
-  code?: string;
-  ref?: string;
-  message?: string;
 }
 
 function connectWs(o: ConnectOptions, h: ClientHandlers): Promise<Client> {
@@ -73,13 +61,13 @@ function connectWs(o: ConnectOptions, h: ClientHandlers): Promise<Client> {
     };
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) return;
-      const f = JSON.parse(data.toString('utf8')) as WireFrame;
+      const f = JSON.parse(data.toString('utf8')) as ServerFrame;
       switch (f.type) {
         case 'message':
-          h.onMessage(f.room!, f.id!, f.seq!, f.from!, f.body!);
+          h.onMessage(f.room, f.id, f.seq, f.from, f.body);
           break;
         case 'ack':
-          h.onAck(f.id!, f.seq!, f.duplicate === true);
+          h.onAck(f.id, f.seq, f.duplicate === true);
           break;
         case 'welcome':
           welcomed = true;
@@ -87,12 +75,12 @@ function connectWs(o: ConnectOptions, h: ClientHandlers): Promise<Client> {
           resolve(client);
           break;
         case 'joined': {
-          const done = joins.get(f.room!);
-          if (done) { joins.delete(f.room!); done(); }
+          const done = joins.get(f.room);
+          if (done) { joins.delete(f.room); done(); }
           break;
         }
         case 'error':
-          h.onError(f.code ?? 'UNKNOWN', f.ref);
+          h.onError((f.code as string | undefined) ?? 'UNKNOWN', f.ref);
           break;
       }
     });

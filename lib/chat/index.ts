@@ -4,15 +4,18 @@
 // fails in any way is not stored: nothing of it is broadcast or acked, and the consumer retries it.
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Config } from '../config/index.js';
+import { encodeMessage } from '../fanout/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
-import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../log/index.js';
-import { messageDoc, startReconciler } from './reconcile.js';
+import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import { startReconciler } from './reconcile.js';
 import { withPrev } from './prev.js';
-import type { BatchConsumer, ConsumerHealth, NatsHandle, RoomReader } from '../log/index.js';
+import type { BatchConsumer, ConsumerHealth, NatsHandle, RoomReader } from '../eventlog/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
+import { storedAt } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
+import { toDoc } from '../store/index.js';
 
-export { messageDoc, reconcile, startReconciler } from './reconcile.js';
+export { reconcile, startReconciler } from './reconcile.js';
 export type { ReconcileDeps, ReconcileOptions, ReconcileReport, Reconciler } from './reconcile.js';
 
 export interface ChatDeps {
@@ -67,7 +70,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       valid.push(m);
       if (seen.has(m.seq)) continue;
       seen.add(m.seq);
-      docs.push(messageDoc(ev, m.seq));
+      docs.push(toDoc(storedAt(ev, m.seq)));
     }
     const { inserted, existing } = await d.store.insert(docs);
     // An id already stored is told apart without a read (FerretDB answers any such query with a collection scan):
@@ -77,7 +80,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     const again = redelivered ? existing.filter((doc) => redelivered.has(doc.seq)) : [];
     const toPublish = inserted.concat(again).sort((x, y) => x.seq - y.seq);
     const broadcasts = await withPrev(toPublish, valid, d.reader, log);
-    await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: JSON.stringify(b) })));
+    await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b) })));
     for (const m of valid) m.ack();
     metrics.persisted.inc({ result: 'stored' }, inserted.length);
     if (again.length > 0) metrics.persisted.inc({ result: 'redelivered' }, again.length);

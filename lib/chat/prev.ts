@@ -1,5 +1,5 @@
 // The `prev` hint of each broadcast: the seq of the message before it in its room, as the stream has them.
-import type { RoomReader } from '../log/index.js';
+import type { RoomReader } from '../eventlog/index.js';
 import type { Logger } from '../observability/index.js';
 import type { Broadcast } from '../protocol/index.js';
 import type { MessageDoc } from '../store/index.js';

@@ -4,11 +4,11 @@
 // indexed query per chunk tells which of the chunk's seqs are stored, so a pass that finds nothing missing costs a
 // stream read and one query per chunk.
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { namespacedId } from '../log/index.js';
-import type { RoomReader } from '../log/index.js';
+import type { RoomReader } from '../eventlog/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
-import type { MessageDoc, MessageStore } from '../store/index.js';
+import { toDoc } from '../store/index.js';
+import type { MessageStore } from '../store/index.js';
 
 export interface ReconcileDeps {
   reader: RoomReader;
@@ -49,12 +49,6 @@ const CHUNK = 10_000;
 /** Messages per stream read. */
 const READ = 1_000;
 
-export function messageDoc(m: Omit<StoredMessage, 'seq'>, seq: number): MessageDoc {
-  const doc: MessageDoc = { _id: namespacedId(m.from, m.id), room: m.room, seq, from: m.from, body: m.body, ts: m.ts };
-  if (m.mentions) doc.mentions = m.mentions;
-  return doc;
-}
-
 export async function reconcile(d: ReconcileDeps, o: ReconcileOptions = {}): Promise<ReconcileReport> {
   const { first, last } = await d.reader.bounds();
   const info = await d.jsm.consumers.info(d.stream, d.consumer);
@@ -72,7 +66,7 @@ export async function reconcile(d: ReconcileDeps, o: ReconcileOptions = {}): Pro
     }
     if (events.length === 0) continue;
     const stored = await d.store.seqsIn(pos, end, o.room);
-    const missing = events.filter((e) => !stored.has(e.seq)).map((e) => messageDoc(e, e.seq));
+    const missing = events.filter((e) => !stored.has(e.seq)).map(toDoc);
     report.checked += events.length;
     report.missing += missing.length;
     if (missing.length > 0) {

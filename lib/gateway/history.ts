@@ -6,6 +6,7 @@ import { AuthError, roomAccess } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
 import { ROOM_ID } from '../protocol/index.js';
+import type { StoredMessage } from '../protocol/index.js';
 import type { SendLimiter } from '../limits/index.js';
 import type { MessageStore, ReadGate } from '../store/index.js';
 import { ClientGoneError, StorageBusyError } from '../store/index.js';
@@ -21,6 +22,18 @@ export interface HistoryDeps {
 }
 
 const fail = (code: string, message: string) => ({ error: { code, message } });
+
+/**
+ * One page of a room's history, newest first, for WebSocket `history` and this endpoint alike: reads one more than
+ * `limit` through the read gate to learn whether there is more.
+ */
+export async function readPage(
+  store: MessageStore, reads: ReadGate, room: string, before: number | undefined, limit: number, alive: () => boolean,
+): Promise<{ messages: StoredMessage[]; more: boolean }> {
+  const page = await reads.run(() => store.page(room, before, limit + 1), alive);
+  const more = page.length > limit;
+  return { messages: more ? page.slice(0, limit) : page, more };
+}
 
 export function handleHistoryRequest(res: HttpResponse, req: HttpRequest, d: HistoryDeps): void {
   // req is only valid synchronously: copy what is needed before anything async.
@@ -50,10 +63,8 @@ export function handleHistoryRequest(res: HttpResponse, req: HttpRequest, d: His
   d.limiter.admitHistory(id.user, ip).then(async (wait) => {
     if (aborted) return;
     if (wait > 0) return d.json(res, '429 Too Many Requests', fail('RATE_LIMITED', 'history rate limit exceeded'), retryAfter(wait));
-    const page = await d.reads.run(() => d.store.page(room, before, limit + 1), () => !aborted);
+    const { messages, more } = await readPage(d.store, d.reads, room, before, limit, () => !aborted);
     if (aborted) return;
-    const more = page.length > limit;
-    const messages = more ? page.slice(0, limit) : page;
     d.json(res, '200 OK', { room, messages, more, next: more ? messages[messages.length - 1]!.seq : null });
   }).catch((err: unknown) => {
     if (aborted || err instanceof ClientGoneError) return;

@@ -8,7 +8,7 @@
 // over with a `prev` that hides the hole.
 import { backoff } from '@nats-io/transport-node';
 import type { FanoutSubscriber } from '../fanout/index.js';
-import type { RoomReader } from '../log/index.js';
+import type { RoomReader } from '../eventlog/index.js';
 import type { Logger } from '../observability/index.js';
 import type { Broadcast, RoomId, StoredMessage } from '../protocol/index.js';
 

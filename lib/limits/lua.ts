@@ -40,3 +40,6 @@ end
 export const RATE_LIMIT_LUA = `${GCRA_LUA}
 return gcra_charge(now_ms(), KEYS, ARGV, 1)
 `;
+
+/** The limit scripts by name, for lib/redis `loadScripts`. */
+export const LIMIT_SCRIPTS = { rateLimit: RATE_LIMIT_LUA } as const;

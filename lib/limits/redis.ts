@@ -1,12 +1,13 @@
 // Cluster-wide request limits: one EVALSHA per `send` charges the user's and the IP's message and byte budgets at once,
 // one per history page the user's and the IP's history budgets.
 // When Redis does not answer, the gateway fails open to the in-process LocalLimiter rather than refusing chat.
-import type { Redis } from 'ioredis';
 import type { RateLimitConfig } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
+import { loadScripts } from '../redis/index.js';
+import type { RedisConnection, RedisKeys, ScriptArg } from '../redis/index.js';
 import { LocalLimiter, emissionMs } from './gcra.js';
 import type { Charge, Rate } from './gcra.js';
-import { RATE_LIMIT_LUA } from './lua.js';
+import { LIMIT_SCRIPTS } from './lua.js';
 
 export interface SendLimiter {
   /** Resolves 0 when the send fits the budgets (which are then charged), else the ms until it would. Never rejects. */
@@ -17,27 +18,15 @@ export interface SendLimiter {
   degraded(): boolean;
 }
 
-interface RateLimitCommand {
-  parleyRateLimit(numKeys: number, ...args: Array<string | number>): Promise<number>;
-}
-
-export function defineRateLimitCommand(redis: Redis): Redis & RateLimitCommand {
-  if (!(redis as Partial<RateLimitCommand>).parleyRateLimit) redis.defineCommand('parleyRateLimit', { lua: RATE_LIMIT_LUA });
-  return redis as Redis & RateLimitCommand;
-}
-
-/** Key of one rate-limit state: `rl:<scope>:<id>`. */
-export function rateKey(prefix: string, scope: string, id: string): string {
-  return `${prefix}rl:${scope}:${id}`;
-}
-
 /** Appends one (key index, field, emission, burst, cost) group when the limit is enabled. */
-export function pushCharge(args: Array<string | number>, keyIndex: number, field: string, rate: Rate, cost: number): void {
+export function pushCharge(args: ScriptArg[], keyIndex: number, field: string, rate: Rate, cost: number): void {
   if (rate.perSec > 0) args.push(keyIndex, field, emissionMs(rate), rate.burst, cost);
 }
 
-export function createSendLimiter(redis: Redis, prefix: string, cfg: RateLimitConfig, log: Logger): SendLimiter {
-  const r = defineRateLimitCommand(redis);
+/** Shares the gateway's commands connection (fail fast, no offline queue): a disconnected Redis is known at once. */
+export async function createSendLimiter(redis: RedisConnection, keys: RedisKeys, cfg: RateLimitConfig, log: Logger): Promise<SendLimiter> {
+  const scripts = loadScripts(redis.client, LIMIT_SCRIPTS);
+  await scripts.load();
   const local = new LocalLimiter();
   let degraded = false;
 
@@ -63,17 +52,18 @@ export function createSendLimiter(redis: Redis, prefix: string, cfg: RateLimitCo
     return async (user: string, ip: string, bytes: number): Promise<number> => {
       if (!enabled) return 0;
       // Not connected: decide at once locally instead of waiting for a reconnect on the hot path.
-      if (redis.status !== 'ready') {
+      if (!redis.ready()) {
         setDegraded(true);
         return fallback(user, ip, bytes);
       }
-      const args: Array<string | number> = [rateKey(prefix, `${b.scope}-user`, user), rateKey(prefix, `${b.scope}-ip`, ip)];
+      const limitKeys = [keys.rate(`${b.scope}-user`, user), keys.rate(`${b.scope}-ip`, ip)];
+      const args: ScriptArg[] = [];
       pushCharge(args, 1, 'm', b.user, 1);
       if (b.userBytes) pushCharge(args, 1, 'b', b.userBytes, bytes);
       pushCharge(args, 2, 'm', b.ip, 1);
       if (b.ipBytes) pushCharge(args, 2, 'b', b.ipBytes, bytes);
       try {
-        const wait = await r.parleyRateLimit(2, ...args);
+        const wait = await scripts.run<number>('rateLimit', limitKeys, args);
         setDegraded(false);
         return wait;
       } catch (err) {

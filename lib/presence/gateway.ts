@@ -2,14 +2,16 @@
 // (atomically, through the scripts in lua.ts), heartbeats for all of its sessions in one transaction per tick,
 // relays presence and typing events to local room members, and repairs its registrations after any Redis failure.
 import type { Config } from '../config/index.js';
-import { LocalLimiter, pushCharge, rateKey } from '../limits/index.js';
+import { LocalLimiter, pushCharge } from '../limits/index.js';
 import type { Logger } from '../observability/index.js';
-import { typingFrame } from '../protocol/index.js';
+import { decodePresence, decodeTyping, encodeTyping } from '../fanout/index.js';
+import { presenceFrame, typingFrame } from '../protocol/index.js';
 import type { RoomId } from '../protocol/index.js';
-import { presenceKeys } from './keys.js';
-import { connectCommandRedis } from './redis.js';
-import type { PresencePipeline, PresenceRedis } from './redis.js';
-import { Throttle, decodeTyping, encodeTyping } from './throttle.js';
+import { loadScripts } from '../redis/index.js';
+import type { RedisConnection, RedisKeys, RedisSubscriber, ScriptArg, Scripts } from '../redis/index.js';
+import { PRESENCE_SCRIPTS } from './lua.js';
+import type { PresenceScript } from './lua.js';
+import { Throttle } from './throttle.js';
 
 export interface SessionInfo {
   session: string;
@@ -20,8 +22,6 @@ export interface SessionInfo {
 }
 
 export interface GatewayPresence {
-  /** The command connection (scripts loaded); the send limiter shares it. */
-  readonly redis: PresenceRedis;
   /** Registers a new connection. Resolves undefined when admitted, or the reason to close it with 4008. Never rejects. */
   open(s: SessionInfo): Promise<string | undefined>;
   /** The connection is gone (any reason): its session and room memberships are removed at once. */
@@ -36,10 +36,13 @@ export interface GatewayPresence {
   typing(user: string, room: RoomId): Promise<string | undefined>;
   /** Users online in the room now (including those whose offline is still within the grace period). */
   onlineInRoom(room: RoomId): Promise<string[]>;
-  /** Starts relaying presence and typing frames for rooms to `deliver` (which sends them to local members). */
-  listen(deliver: (room: RoomId, frame: string) => void): Promise<void>;
+  /**
+   * Starts relaying presence and typing frames for rooms to `deliver` (which sends them to local members), over the
+   * given Pub/Sub connection.
+   */
+  listen(sub: RedisSubscriber, deliver: (room: RoomId, frame: string) => void): Promise<void>;
   ready(): boolean;
-  /** Unregisters the gateway (after its connections were closed) and closes the Redis connections. */
+  /** Unregisters the gateway (after its connections were closed); the Redis connections are the caller's to close. */
   shutdown(): Promise<void>;
 }
 
@@ -52,12 +55,11 @@ interface Local {
   rooms: RoomId[];
 }
 
-const PRESENCE_ROOM = /^\{"type":"presence","room":"([A-Za-z0-9_-]{1,64})"/;
-
-/** Connects, registers the gateway (first heartbeat) and starts heartbeating. */
-export async function startGatewayPresence(cfg: Config, log: Logger): Promise<GatewayPresence> {
-  const redis = await connectCommandRedis(cfg.redisUrl, log, `parley-presence-${cfg.gatewayId}`);
-  const gp = new GatewayPresenceImpl(redis, cfg, log);
+/** Loads its scripts, registers the gateway (first heartbeat) and starts heartbeating, on a commands connection. */
+export async function startGatewayPresence(redis: RedisConnection, keys: RedisKeys, cfg: Config, log: Logger): Promise<GatewayPresence> {
+  const scripts = loadScripts(redis.client, PRESENCE_SCRIPTS);
+  await scripts.load();
+  const gp = new GatewayPresenceImpl(redis, keys, scripts, cfg, log);
   await gp.start();
   return gp;
 }
@@ -68,11 +70,9 @@ class GatewayPresenceImpl implements GatewayPresence {
   private readonly perIp = new Map<string, number>();
   private readonly connectFallback = new LocalLimiter();
   private readonly typingGate: Throttle;
-  private readonly keys: ReturnType<typeof presenceKeys>;
   private readonly prefix: string;
   private readonly gw: string;
   private readonly sessionTtlMs: number;
-  private sub: PresenceRedis | undefined;
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
   /** A registration may be missing or stale in Redis (a write failed): re-register everything at the next tick. */
@@ -80,10 +80,15 @@ class GatewayPresenceImpl implements GatewayPresence {
   private registered = false;
   private closing = false;
 
-  constructor(readonly redis: PresenceRedis, private readonly cfg: Config, private readonly log: Logger) {
-    this.prefix = cfg.redisPrefix;
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly keys: RedisKeys,
+    private readonly scripts: Scripts<PresenceScript>,
+    private readonly cfg: Config,
+    private readonly log: Logger,
+  ) {
+    this.prefix = keys.prefix;
     this.gw = cfg.gatewayId;
-    this.keys = presenceKeys(cfg.redisPrefix);
     this.typingGate = new Throttle(cfg.presence.typingIntervalMs);
     // A session key outlives one missed heartbeat; the presence service deletes it when it reaps the gateway.
     this.sessionTtlMs = cfg.presence.gatewayTtlMs * 2;
@@ -91,7 +96,7 @@ class GatewayPresenceImpl implements GatewayPresence {
 
   async start(): Promise<void> {
     // Whatever a previous process with this gateway id left behind is stale: undo it before registering.
-    await this.redis.parleyGatewayReset(this.prefix, this.gw, this.cfg.presence.graceMs);
+    await this.scripts.run('gatewayReset', [], [this.prefix, this.gw, this.cfg.presence.graceMs]);
     await this.heartbeat();
     const every = Math.max(50, Math.floor(this.cfg.presence.gatewayTtlMs / 3));
     const tick = (): void => {
@@ -104,7 +109,7 @@ class GatewayPresenceImpl implements GatewayPresence {
   }
 
   ready(): boolean {
-    return this.redis.status === 'ready';
+    return this.redis.ready();
   }
 
   async open(s: SessionInfo): Promise<string | undefined> {
@@ -114,7 +119,8 @@ class GatewayPresenceImpl implements GatewayPresence {
     bump(this.perIp, s.ip, 1);
     if (this.ready()) {
       try {
-        const [status, wait] = await this.redis.parleySessionOpen(2, ...this.openArgs(s.session, local, false));
+        const open = this.openArgs(s.session, local, false);
+        const [status, wait] = await this.scripts.run<[number, number]>('sessionOpen', open.keys, open.args);
         if (status === 1) return undefined;
         if (status === 0) return `too many connections for this user (max ${this.cfg.presence.maxConnectionsPerUser})`;
         if (status === -1) return `too many connections from this address (max ${this.cfg.presence.maxConnectionsPerIp})`;
@@ -135,7 +141,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     bump(this.perUser, s.user, -1);
     bump(this.perIp, s.ip, -1);
     if (!this.ready()) return this.markDirty();
-    this.redis.parleySessionClose(this.prefix, this.gw, session, this.cfg.presence.graceMs, ...s.rooms)
+    this.scripts.run('sessionClose', [], [this.prefix, this.gw, session, this.cfg.presence.graceMs, ...s.rooms])
       .catch((err: unknown) => this.markDirty(err));
   }
 
@@ -159,10 +165,9 @@ class GatewayPresenceImpl implements GatewayPresence {
     const frame = typingFrame(room, user);
     if (!this.ready()) return frame; // Redis down: at least this gateway's members see it
     try {
-      const sent = await this.redis.parleyTyping(
-        rateKey(this.prefix, 'typing', `${room}:${user}`), this.prefix, this.cfg.presence.typingIntervalMs,
-        this.keys.typingChannel, encodeTyping(this.gw, room, frame),
-      );
+      const sent = await this.scripts.run<number>('typing', [this.keys.rate('typing', `${room}:${user}`)], [
+        this.prefix, this.cfg.presence.typingIntervalMs, this.keys.typingChannel, encodeTyping(this.gw, room, user),
+      ]);
       return sent === 1 ? frame : undefined;
     } catch (err) {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ err, room }, 'typing not relayed');
@@ -172,29 +177,24 @@ class GatewayPresenceImpl implements GatewayPresence {
 
   async onlineInRoom(room: RoomId): Promise<string[]> {
     try {
-      return await this.redis.hkeys(this.keys.roomOnline(room));
+      return await this.redis.client.hKeys(this.keys.roomOnline(room));
     } catch (err) {
       this.log.warn({ err, room }, 'presence of the room unavailable');
       return [];
     }
   }
 
-  async listen(deliver: (room: RoomId, frame: string) => void): Promise<void> {
-    const sub = await connectCommandRedis(this.cfg.redisUrl, this.log, `parley-presence-sub-${this.gw}`, { subscriber: true });
-    this.sub = sub;
-    const { presenceChannel, typingChannel } = this.keys;
-    sub.on('message', (channel: string, payload: string) => {
-      if (channel === presenceChannel) {
-        // Global presence (no room) is for other services; clients get the room-scoped events of their rooms.
-        const m = PRESENCE_ROOM.exec(payload);
-        if (m) deliver(m[1]!, payload);
-      } else if (channel === typingChannel) {
-        const t = decodeTyping(payload);
-        // The origin gateway delivered it to its own members already, without echoing it to the sender.
-        if (t && t.gateway !== this.gw) deliver(t.room, t.frame);
-      }
+  async listen(sub: RedisSubscriber, deliver: (room: RoomId, frame: string) => void): Promise<void> {
+    await sub.subscribe(this.keys.presenceChannel, (payload) => {
+      // Global presence (no room) is for other services; clients get the room-scoped events of their rooms.
+      const e = decodePresence(payload);
+      if (e?.room !== undefined) deliver(e.room, presenceFrame(e.room, e.user, e.status));
     });
-    await sub.subscribe(presenceChannel, typingChannel);
+    await sub.subscribe(this.keys.typingChannel, (payload) => {
+      const t = decodeTyping(payload);
+      // The origin gateway delivered it to its own members already, without echoing it to the sender.
+      if (t && t.gateway !== this.gw) deliver(t.room, typingFrame(t.room, t.user));
+    });
   }
 
   async shutdown(): Promise<void> {
@@ -203,30 +203,30 @@ class GatewayPresenceImpl implements GatewayPresence {
     await this.beating;
     try {
       // Connections were closed cleanly before this; the reset removes whatever a failed write left behind.
-      if (this.ready()) await this.redis.parleyGatewayReset(this.prefix, this.gw, this.cfg.presence.graceMs);
+      if (this.ready()) await this.scripts.run('gatewayReset', [], [this.prefix, this.gw, this.cfg.presence.graceMs]);
     } catch (err) {
       this.log.warn({ err }, 'gateway unregistration failed; the presence service will reap it');
     }
-    await Promise.all([this.sub, this.redis].map((r) => r?.quit().catch(() => r.disconnect())));
   }
 
   private room(session: string, room: RoomId, dir: 'in' | 'out'): void {
     if (!this.ready()) return this.markDirty();
-    this.redis.parleyRoom(this.prefix, this.gw, session, room, dir, this.cfg.presence.graceMs)
+    this.scripts.run('room', [], [this.prefix, this.gw, session, room, dir, this.cfg.presence.graceMs])
       .catch((err: unknown) => this.markDirty(err));
   }
 
-  private openArgs(session: string, s: Local, force: boolean): Array<string | number> {
+  /** KEYS: the connect-rate keys of the user and the address; ARGV as SESSION_OPEN_LUA documents. */
+  private openArgs(session: string, s: Local, force: boolean): { keys: string[]; args: ScriptArg[] } {
     const lim = this.cfg.rateLimits;
     const p = this.cfg.presence;
-    const args: Array<string | number> = [
-      rateKey(this.prefix, 'connect-user', s.user), rateKey(this.prefix, 'connect-ip', s.ip),
+    const keys = [this.keys.rate('connect-user', s.user), this.keys.rate('connect-ip', s.ip)];
+    const args: ScriptArg[] = [
       this.prefix, this.gw, session, s.user, s.ip, s.ua, s.connectedAt, this.sessionTtlMs,
       p.maxConnectionsPerUser, p.maxConnectionsPerIp, force ? '1' : '0',
     ];
     pushCharge(args, 1, 'm', lim.connectPerUser, 1);
     pushCharge(args, 2, 'm', lim.connectPerIp, 1);
-    return args;
+    return { keys, args };
   }
 
   /** Fail open: limits from this gateway's own connections and an in-process rate limiter. */
@@ -256,12 +256,12 @@ class GatewayPresenceImpl implements GatewayPresence {
   private async heartbeat(): Promise<void> {
     if (this.dirty) return this.resync();
     try {
-      const m = this.redis.multi();
-      m.sadd(`${this.prefix}gateways`, this.gw);
-      m.set(this.keys.gatewayAlive(this.gw), String(Date.now()), 'PX', this.cfg.presence.gatewayTtlMs);
-      for (const sid of this.sessions.keys()) m.pexpire(this.keys.session(sid), this.sessionTtlMs);
+      const m = this.redis.client.multi();
+      m.sAdd(this.keys.gateways, this.gw);
+      m.set(this.keys.gatewayAlive(this.gw), String(Date.now()), { PX: this.cfg.presence.gatewayTtlMs });
+      for (const sid of this.sessions.keys()) m.pExpire(this.keys.session(sid), this.sessionTtlMs);
       const res = await m.exec();
-      const added = res?.[0]?.[1];
+      const added = res[0] as unknown;
       if (added === 1 && this.registered) {
         // Reaped while alive (an event-loop stall or a Redis outage longer than the TTL): register again.
         this.log.warn({ gateway: this.gw }, 'gateway was reaped while alive; re-registering its sessions');
@@ -281,17 +281,19 @@ class GatewayPresenceImpl implements GatewayPresence {
   private async resync(): Promise<void> {
     this.dirty = false;
     try {
-      const p = this.redis.pipeline() as PresencePipeline;
-      p.parleyGatewayReset(this.prefix, this.gw, this.cfg.presence.graceMs);
-      p.sadd(`${this.prefix}gateways`, this.gw);
-      p.set(this.keys.gatewayAlive(this.gw), String(Date.now()), 'PX', this.cfg.presence.gatewayTtlMs);
+      // A Redis that came back empty lost its script cache too: the batch below calls the scripts by SHA.
+      await this.scripts.load();
+      const p = this.redis.client.multi();
+      this.scripts.queue(p, 'gatewayReset', [], [this.prefix, this.gw, this.cfg.presence.graceMs]);
+      p.sAdd(this.keys.gateways, this.gw);
+      p.set(this.keys.gatewayAlive(this.gw), String(Date.now()), { PX: this.cfg.presence.gatewayTtlMs });
       for (const [sid, s] of this.sessions) {
-        p.parleySessionOpen(2, ...this.openArgs(sid, s, true));
-        for (const room of s.rooms) p.parleyRoom(this.prefix, this.gw, sid, room, 'in', 0);
+        const open = this.openArgs(sid, s, true);
+        this.scripts.queue(p, 'sessionOpen', open.keys, open.args);
+        for (const room of s.rooms) this.scripts.queue(p, 'room', [], [this.prefix, this.gw, sid, room, 'in', 0]);
       }
-      const res = await p.exec();
-      const failed = res?.find(([e]) => e);
-      if (failed) throw failed[0];
+      // A pipeline, not a transaction: every reply is checked, and any error reply rejects it.
+      await p.execAsPipeline();
       this.registered = true;
       this.log.info({ sessions: this.sessions.size }, 'gateway presence re-registered');
     } catch (err) {

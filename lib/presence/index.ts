@@ -1,10 +1,7 @@
 export { startGatewayPresence } from './gateway.js';
 export { startPresenceService } from './service.js';
-export { presenceKeys } from './keys.js';
-export { connectCommandRedis, withPresenceCommands } from './redis.js';
-export { Throttle, encodeTyping, decodeTyping } from './throttle.js';
-export { onlineInRoom } from './query.js';
+export { PRESENCE_SCRIPTS } from './lua.js';
+export { Throttle } from './throttle.js';
 export type { GatewayPresence, SessionInfo } from './gateway.js';
 export type { PresenceService } from './service.js';
-export type { PresenceKeys } from './keys.js';
-export type { PresenceRedis } from './redis.js';
+export type { PresenceScript } from './lua.js';

@@ -11,22 +11,18 @@
 //   presence:pending          zset "<room> <user>" (room '' for global) -> when offline is due (Redis TIME, ms)
 // The gateway:<gw>:* hashes have no TTL on purpose: they are how a dead gateway's sessions and room memberships are
 // found and undone, however long the presence service was away; only a clean shutdown or a reap removes them.
+import { PRESENCE_EVENT_LUA } from '../fanout/index.js';
 import { GCRA_LUA } from '../limits/index.js';
 
-const COMMON = `${GCRA_LUA}
+const COMMON = `${GCRA_LUA}${PRESENCE_EVENT_LUA}
 local P = ARGV[1]
 local PEND = P .. 'presence:pending'
 local CHAN = P .. 'presence'
-local function frame(room, user, status)
-  local r = ''
-  if room ~= '' then r = '"room":"' .. room .. '",' end
-  return '{"type":"presence",' .. r .. '"user":' .. cjson.encode(user) .. ',"status":"' .. status .. '"}'
-end
 -- A user comes into a scope (a room, or '' for global). Online is announced unless an offline was pending: then
 -- the user never visibly left (a reconnect within the grace period).
 local function announce_in(room, user)
   if redis.call('ZREM', PEND, room .. ' ' .. user) == 0 then
-    redis.call('PUBLISH', CHAN, frame(room, user, 'online'))
+    redis.call('PUBLISH', CHAN, presence_event(room, user, 'online'))
   end
 end
 local function room_in(gw, room, user)
@@ -162,13 +158,13 @@ for _, m in ipairs(due) do
   local room, user = split(m)
   if room == '' then
     if redis.call('SCARD', P .. 'user:' .. user .. ':sessions') == 0 then
-      redis.call('PUBLISH', CHAN, frame('', user, 'offline'))
+      redis.call('PUBLISH', CHAN, presence_event('', user, 'offline'))
     end
   else
     local k = P .. 'room:' .. room .. ':online'
     if redis.call('HGET', k, user) == '0' then
       redis.call('HDEL', k, user)
-      redis.call('PUBLISH', CHAN, frame(room, user, 'offline'))
+      redis.call('PUBLISH', CHAN, presence_event(room, user, 'offline'))
     end
   end
 end
@@ -183,3 +179,15 @@ if redis.call('SET', KEYS[1], '1', 'PX', ARGV[2], 'NX') then
 end
 return 0
 `;
+
+/** The presence scripts by name, for lib/redis `loadScripts`. */
+export const PRESENCE_SCRIPTS = {
+  sessionOpen: SESSION_OPEN_LUA,
+  sessionClose: SESSION_CLOSE_LUA,
+  room: ROOM_LUA,
+  gatewayReset: GATEWAY_RESET_LUA,
+  reap: REAP_LUA,
+  sweep: SWEEP_LUA,
+  typing: TYPING_LUA,
+} as const;
+export type PresenceScript = keyof typeof PRESENCE_SCRIPTS;

@@ -4,28 +4,34 @@
 // and nothing is lost when an instance dies because all the state lives in Redis.
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
-import { connectCommandRedis } from './redis.js';
+import { loadScripts } from '../redis/index.js';
+import type { RedisConnection, RedisKeys } from '../redis/index.js';
+import { PRESENCE_SCRIPTS } from './lua.js';
 
 export interface PresenceService {
+  /** Redis answers and the last tick did not fail. */
+  ready(): boolean;
+  /** Stops ticking; the Redis connection is the caller's to close. */
   close(): Promise<void>;
 }
 
 const SWEEP_BATCH = 500;
 
-export async function startPresenceService(cfg: Config, log: Logger): Promise<PresenceService> {
-  const redis = await connectCommandRedis(cfg.redisUrl, log, 'parley-presence');
+export async function startPresenceService(redis: RedisConnection, keys: RedisKeys, cfg: Config, log: Logger): Promise<PresenceService> {
+  const scripts = loadScripts(redis.client, PRESENCE_SCRIPTS);
+  await scripts.load();
   const { graceMs, tickMs } = cfg.presence;
-  const prefix = cfg.redisPrefix;
+  const prefix = keys.prefix;
   let closing = false;
   let timer: NodeJS.Timeout | undefined;
   let failing = false;
 
   const tick = async (): Promise<void> => {
-    const dead = await redis.parleyReap(prefix, graceMs);
+    const dead = await scripts.run<string[]>('reap', [], [prefix, graceMs]);
     if (dead.length > 0) log.info({ gateways: dead }, 'reaped gateways that stopped heartbeating');
     let n: number;
     do {
-      n = await redis.parleySweep(prefix, SWEEP_BATCH);
+      n = await scripts.run<number>('sweep', [], [prefix, SWEEP_BATCH]);
     } while (n === SWEEP_BATCH && !closing);
   };
   let running: Promise<void> = Promise.resolve();
@@ -43,11 +49,11 @@ export async function startPresenceService(cfg: Config, log: Logger): Promise<Pr
   loop();
   log.info({ gatewayTtlMs: cfg.presence.gatewayTtlMs, graceMs, tickMs }, 'presence running');
   return {
+    ready: () => redis.ready() && !failing,
     async close() {
       closing = true;
       if (timer) clearTimeout(timer);
       await running;
-      await redis.quit().catch(() => redis.disconnect());
       log.info('presence closed');
     },
   };

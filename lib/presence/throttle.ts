@@ -25,16 +25,3 @@ export class Throttle {
     for (const [k, t] of this.last) if (now - t >= this.intervalMs) this.last.delete(k);
   }
 }
-
-/** Typing signals on Redis carry their origin gateway, which delivered them locally already: `<gw>\n<room>\n<frame>`. */
-export function encodeTyping(gateway: string, room: string, frame: string): string {
-  return `${gateway}\n${room}\n${frame}`;
-}
-
-/** Splits from the end (neither a room id nor a JSON frame contains a raw newline); undefined when malformed. */
-export function decodeTyping(payload: string): { gateway: string; room: string; frame: string } | undefined {
-  const j = payload.lastIndexOf('\n');
-  const i = j > 0 ? payload.lastIndexOf('\n', j - 1) : -1;
-  if (i < 0) return undefined;
-  return { gateway: payload.slice(0, i), room: payload.slice(i + 1, j), frame: payload.slice(j + 1) };
-}

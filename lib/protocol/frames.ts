@@ -28,25 +28,6 @@ export interface RefreshFrame { type: 'refresh'; token: string }
 
 export type ClientFrame = JoinFrame | LeaveFrame | SendFrame | TypingFrame | HistoryFrame | RefreshFrame;
 
-/** The stored form of a chat message, as it travels chat → Redis → gateway and appears in `message` frames. */
-export interface StoredMessage {
-  room: RoomId;
-  /** The client's id (not namespaced). */
-  id: string;
-  seq: number;
-  from: string;
-  body: string;
-  /** Milliseconds since the epoch when the gateway accepted the send. */
-  ts: number;
-  mentions?: string[];
-}
-
-/** What the chat service publishes on `room.<room>`: the stored message and the seq it published before it in the
- * room, if it knows one (a hint for gateways, see lib/gateway/rooms.ts). */
-export interface Broadcast extends StoredMessage {
-  prev?: number;
-}
-
 export interface ParseLimits {
   maxBodyBytes: number;
   maxMentions: number;

@@ -1,10 +1,16 @@
 export { ERROR_CODES, CLOSE_CODES, PROTOCOL_VERSION, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from './codes.js';
 export { ProtocolError } from './errors.js';
+export { clientIdOf, namespacedId, storedAt } from './message.js';
 export { parseClientFrame, isUserId, ROOM_ID, CLIENT_MSG_ID, USER_ID } from './frames.js';
 export {
   welcomeFrame, joinedFrame, leftFrame, ackFrame, errorFrame, messageFrame, historyFrame, presenceFrame, typingFrame,
 } from './server-frames.js';
 export type { ErrorCode, CloseName } from './codes.js';
 export type {
-  RoomId, ClientFrame, JoinFrame, LeaveFrame, SendFrame, TypingFrame, HistoryFrame, RefreshFrame, StoredMessage, Broadcast, ParseLimits,
+  RoomId, ClientFrame, JoinFrame, LeaveFrame, SendFrame, TypingFrame, HistoryFrame, RefreshFrame, ParseLimits,
 } from './frames.js';
+export type { Broadcast, ChatMessage, StoredMessage } from './message.js';
+export type {
+  ServerFrame, WelcomeFrame, JoinedFrame, LeftFrame, MessageFrame, AckFrame, PresenceFrame, TypingEventFrame, HistoryPageFrame,
+  RefreshedFrame, ErrorFrame,
+} from './server-types.js';

@@ -1,6 +1,7 @@
 // Server → client frames, serialised in one place so every path produces the same bytes.
 import type { ErrorCode } from './codes.js';
-import type { RoomId, StoredMessage } from './frames.js';
+import type { RoomId } from './frames.js';
+import type { StoredMessage } from './message.js';
 
 export function welcomeFrame(user: string, session: string, protocol: number): string {
   return JSON.stringify({ type: 'welcome', user, session, protocol });
@@ -23,10 +24,7 @@ export function errorFrame(code: ErrorCode, message: string, ref?: string, retry
   return JSON.stringify(f);
 }
 
-/**
- * `presence {room?, user, status}`. The presence scripts in Redis build the same bytes (lib/presence/lua.ts) and
- * gateways forward them unchanged; this is the reference form (and what tests compare against).
- */
+/** `presence {room?, user, status}`: gateways build it from the bus's presence events (lib/fanout/codec.ts). */
 export function presenceFrame(room: RoomId | undefined, user: string, status: 'online' | 'offline'): string {
   return room === undefined
     ? `{"type":"presence","user":${JSON.stringify(user)},"status":"${status}"}`

@@ -2,18 +2,12 @@
 // event can never create a second document; FerretDB v1 has no transactions, so nothing here relies on them.
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
 import type { Collection, MongoClientOptions } from 'mongodb';
+import { clientIdOf, namespacedId, storedAt } from '../protocol/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
 import type { Logger } from '../observability/logger.js';
 
-export interface MessageDoc {
-  _id: string;
-  room: RoomId;
-  seq: number;
-  from: string;
-  body: string;
-  ts: number;
-  mentions?: string[];
-}
+/** A message document: the stored message under its namespaced id (`_id`) instead of the client's. */
+export type MessageDoc = Omit<StoredMessage, 'id'> & { _id: string };
 
 export interface InsertResult {
   /** Documents this call inserted. */
@@ -31,8 +25,11 @@ export interface MessageStore {
   insert(messages: MessageDoc[]): Promise<InsertResult>;
   /** A page of a room, newest first: seq < before (all when undefined), at most `limit`. Uses {room: 1, seq: -1}. */
   page(room: RoomId, before: number | undefined, limit: number): Promise<StoredMessage[]>;
-  /** Messages of a room with after < seq < before, oldest first, at most `limit` (recovery beyond the stream). */
-  range(room: RoomId, after: number, before: number, limit: number): Promise<StoredMessage[]>;
+  /**
+   * Messages of a room with from <= seq <= to, oldest first, at most `limit` (recovery beyond the stream). Bounds
+   * read as everywhere in Parley: `from`/`to` are inclusive (as RoomReader.range), `after`/`before` exclusive.
+   */
+  range(room: RoomId, from: number, to: number, limit: number): Promise<StoredMessage[]>;
   /** How many messages of a room have seq > after, counting no further than `cap`. */
   countAfter(room: RoomId, after: number, cap: number): Promise<number>;
   /** The seqs stored with from <= seq <= to (of one room, when given): what the reconciler compares with the stream. */
@@ -120,8 +117,8 @@ export async function openMessageStore(url: string, dbName: string, log: Logger,
       const docs = await messages.find(filter, reads).sort({ seq: -1 }).limit(limit).toArray();
       return docs.map(toStored);
     },
-    async range(room, after, before, limit) {
-      const docs = await messages.find({ room, seq: { $gt: after, $lt: before } }, reads).sort({ seq: 1 }).limit(limit).toArray();
+    async range(room, from, to, limit) {
+      const docs = await messages.find({ room, seq: { $gte: from, $lte: to } }, reads).sort({ seq: 1 }).limit(limit).toArray();
       return docs.map(toStored);
     },
     async countAfter(room, after, cap) {
@@ -158,9 +155,13 @@ export async function openMessageStore(url: string, dbName: string, log: Logger,
   };
 }
 
+/** The document of a message; with `toStored` the only converters between the model and MongoDB. */
+export function toDoc(m: StoredMessage): MessageDoc {
+  const doc: MessageDoc = { _id: namespacedId(m.from, m.id), room: m.room, seq: m.seq, from: m.from, body: m.body, ts: m.ts };
+  if (m.mentions) doc.mentions = m.mentions;
+  return doc;
+}
+
 export function toStored(d: MessageDoc): StoredMessage {
-  const id = d._id.slice(d._id.lastIndexOf(':') + 1);
-  const m: StoredMessage = { room: d.room, id, seq: d.seq, from: d.from, body: d.body, ts: d.ts };
-  if (d.mentions) m.mentions = d.mentions;
-  return m;
+  return storedAt({ room: d.room, id: clientIdOf(d._id), from: d.from, body: d.body, ts: d.ts, mentions: d.mentions }, d.seq);
 }

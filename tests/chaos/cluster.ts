@@ -5,10 +5,12 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import type { RedisClientType } from 'redis';
+import { decodeMessage } from '../../lib/fanout/index.js';
 import { MongoClient } from 'mongodb';
-import { decodeEvent } from '../../lib/log/publisher.js';
-import { createdWildcard } from '../../lib/log/subjects.js';
+import { decodeEvent } from '../../lib/eventlog/publisher.js';
+import { createdWildcard } from '../../lib/eventlog/subjects.js';
 import type { ParleyProcess } from '../harness/parley.js';
 import { Suite } from '../harness/suite.js';
 import type { FaultName } from './options.js';
@@ -43,20 +45,17 @@ export class Wiretap {
   /** room -> seq -> broadcasts of it. */
   readonly byRoom = new Map<string, Map<number, Tapped[]>>();
   count = 0;
-  private readonly redis: Redis;
+  private readonly redis: RedisClientType;
+  private readonly pattern: string;
 
   constructor(url: string, prefix: string) {
     const channels = `${prefix}room.`;
-    this.redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null, retryStrategy: () => 200, connectionName: 'chaos-wiretap' });
-    this.redis.on('error', () => undefined); // it reconnects by itself
-    this.redis.on('pmessage', (_pattern: string, channel: string, payload: string) => {
-      let b: { seq?: unknown; prev?: unknown };
-      try {
-        b = JSON.parse(payload) as { seq?: unknown; prev?: unknown };
-      } catch {
-        return;
-      }
-      if (typeof b.seq !== 'number') return;
+    this.pattern = `${channels}*`;
+    this.redis = createClient({ url, name: 'chaos-wiretap', socket: { reconnectStrategy: 200 } }) as unknown as RedisClientType;
+    this.redis.on('error', () => undefined); // it reconnects (and re-subscribes) by itself
+    this.onMessage = (payload: string, channel: string) => {
+      const b = decodeMessage(payload);
+      if (!b) return;
       const room = channel.slice(channels.length);
       let m = this.byRoom.get(room);
       if (!m) this.byRoom.set(room, (m = new Map()));
@@ -65,15 +64,14 @@ export class Wiretap {
       if (l) l.push(t);
       else m.set(b.seq, [t]);
       this.count++;
-    });
-    this.pattern = `${channels}*`;
+    };
   }
 
-  private readonly pattern: string;
+  private readonly onMessage: (payload: string, channel: string) => void;
 
   async open(): Promise<void> {
     await this.redis.connect();
-    await this.redis.psubscribe(this.pattern);
+    await this.redis.pSubscribe(this.pattern, this.onMessage);
   }
 
   get(room: string, seq: number): Tapped[] {
@@ -81,7 +79,7 @@ export class Wiretap {
   }
 
   close(): void {
-    this.redis.disconnect();
+    this.redis.destroy();
   }
 }
 

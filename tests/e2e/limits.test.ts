@@ -3,7 +3,7 @@
 // connections are limited with 4008 too.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import type { RedisInspector } from '../harness/redis.js';
 import { until } from '../harness/index.js';
 import { Suite } from '../harness/suite.js';
 import { TestClient } from '../harness/client.js';
@@ -15,7 +15,7 @@ const BURST = 10;
 
 describe('rate and connection limits', () => {
   let suite: Suite;
-  let redis: Redis;
+  let redis: RedisInspector;
   let env: Record<string, string>;
   let gwA: ParleyProcess;
   let gwB: ParleyProcess;
@@ -143,7 +143,7 @@ describe('rate and connection limits', () => {
 describe('limits and sessions while Redis is unreachable', () => {
   let suite: Suite;
   let gw: ParleyProcess;
-  let redis: Redis;
+  let redis: RedisInspector;
 
   before(async () => {
     // A Redis of this suite's own: the test stops it.

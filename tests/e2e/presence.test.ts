@@ -3,7 +3,7 @@
 // presence instances, typing across gateways without storage, and per-user connection limits.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import type { RedisInspector } from '../harness/redis.js';
 import { uniqueName, until } from '../harness/index.js';
 import { Suite } from '../harness/suite.js';
 import { TestClient } from '../harness/client.js';
@@ -16,7 +16,7 @@ const TICK_MS = 100;
 
 describe('sessions and presence across gateways', () => {
   let suite: Suite;
-  let redis: Redis;
+  let redis: RedisInspector;
   let env: Record<string, string>;
   let prefix: string;
   let gw1: ParleyProcess;

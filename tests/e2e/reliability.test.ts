@@ -9,8 +9,8 @@ import { pino } from 'pino';
 import { loadConfig } from '../../lib/config/index.js';
 import type { StreamConfig } from '../../lib/config/index.js';
 import { RoomFeed } from '../../lib/gateway/rooms.js';
-import { connectNats, createPublisher, createRoomReader, createdWildcard, ensureDurable, ensureStream, startBatchConsumer } from '../../lib/log/index.js';
-import type { BatchConsumer, NatsHandle } from '../../lib/log/index.js';
+import { connectNats, createPublisher, createRoomReader, createdWildcard, ensureDurable, ensureStream, startBatchConsumer } from '../../lib/eventlog/index.js';
+import type { BatchConsumer, NatsHandle } from '../../lib/eventlog/index.js';
 import type { Broadcast, StoredMessage } from '../../lib/protocol/index.js';
 import { openMessageStore } from '../../lib/store/index.js';
 import type { MessageDoc } from '../../lib/store/index.js';
@@ -196,7 +196,7 @@ describe('room feed: a gap the stream cannot fill', () => {
     await server.close();
   });
 
-  const noRedis = { subscribe: async () => {}, unsubscribe: async () => {}, ready: () => true, close: async () => {} };
+  const noRedis = { listen: () => {}, subscribe: async () => {}, unsubscribe: async () => {}, ready: () => true };
 
   async function setup(gapTimeoutMs: number, feedLog = log) {
     const cfg = { ...streamConfig(uniqueName('feed')), publishTimeoutMs: 500 };

@@ -1,6 +1,7 @@
 // A WebSocket test client that records every frame and lets tests wait for conditions on them.
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import type { MessageFrame as ProtocolMessageFrame } from '../../lib/protocol/index.js';
 import { until } from './wait.js';
 
 export interface Frame {
@@ -8,14 +9,8 @@ export interface Frame {
   [k: string]: unknown;
 }
 
-export interface MessageFrame extends Frame {
-  room: string;
-  id: string;
-  seq: number;
-  from: string;
-  body: string;
-  ts: number;
-}
+/** A `message` frame as lib/protocol declares it, open to the loose checks tests make on any frame. */
+export type MessageFrame = ProtocolMessageFrame & Frame;
 
 export class TestClient {
   readonly frames: Frame[] = [];

@@ -1,11 +1,13 @@
 // Parley services as real child processes (`node dist/cmd/parley.js <command>`), so tests can kill and restart them.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mintToken } from '../../lib/auth/index.js';
-import { uniqueName } from './wait.js';
+import { until, uniqueName } from './wait.js';
 
 const PARLEY = fileURLToPath(new URL('../../cmd/parley.js', import.meta.url));
 export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
@@ -53,15 +55,33 @@ export function token(user: string, ttlMs = 3_600_000, secret = TEST_JWT_SECRET)
 
 type Command = 'gateway' | 'chat' | 'presence' | 'all';
 
-const READY_MSG: Record<Command, string> = { gateway: 'gateway listening', chat: 'chat consuming', presence: 'presence running', all: 'parley started' };
+/** A port free on 127.0.0.1 now, for a process to listen on (the harness must know it to poll /readyz). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/** 200 from `url`, or false when it answers otherwise or not at all. */
+async function isReady(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+    await res.body?.cancel();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
 
 export class ParleyProcess {
   private child: ChildProcess | undefined;
   private output: string[] = [];
   private exited: Promise<number | null> = Promise.resolve(null);
-  /** The port the gateway listens on (fixed after the first start, so clients can reconnect to it). */
+  /** The port the gateway listens on (chosen at the first start and kept, so clients can reconnect to it). */
   port = 0;
-  /** /metrics, /healthz, /readyz of the process (PARLEY_METRICS_PORT). */
+  /** /metrics, /healthz, /readyz of the process (PARLEY_METRICS_PORT), also kept across restarts. */
   opsPort = 0;
 
   private constructor(readonly command: Command, private readonly env: Record<string, string>) {}
@@ -89,8 +109,16 @@ export class ParleyProcess {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /**
+   * Starts the process and resolves once it is ready: its ops /readyz answers 200, and a gateway's public /readyz
+   * too. Rejects when it exits first or is not ready within 30 s.
+   */
   async start(): Promise<void> {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...this.env, PORT: String(this.port) };
+    if (this.port === 0) this.port = await freePort();
+    if (this.opsPort === 0) this.opsPort = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env, ...this.env, PORT: String(this.port), PARLEY_METRICS_PORT: String(this.opsPort),
+    };
     const child = spawn(process.execPath, [PARLEY, this.command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.output = [];
@@ -99,48 +127,31 @@ export class ParleyProcess {
     // PARLEY_TEST_PROC_LOG_DIR keeps every process's full output for debugging (otherwise only the tail, in memory).
     const logDir = process.env.PARLEY_TEST_PROC_LOG_DIR;
     const logFile = logDir ? join(logDir, `${this.command}-${child.pid ?? 'x'}.log`) : undefined;
-    let sawReady = false;
-    this.opsPort = 0;
-    const ready = new Promise<void>((resolve, reject) => {
-      const onLine = (line: string): void => {
+    const onData = (chunk: Buffer): void => {
+      buf += chunk.toString('utf8');
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
         if (logFile) appendFileSync(logFile, `${line}\n`);
         this.output.push(line);
         if (this.output.length > 200) this.output.shift();
-        if (line.includes('gateway listening') || line.includes('ops endpoint listening')) {
-          const rec = JSON.parse(line) as { port?: number };
-          if (typeof rec.port === 'number' && rec.port > 0) {
-            if (line.includes('gateway listening')) this.port = rec.port;
-            else this.opsPort = rec.port;
-          }
-        }
-        if (line.includes(READY_MSG[this.command])) sawReady = true;
-        // Every command also serves /metrics on its ops port, which it logs after its ready message.
-        if (sawReady && this.opsPort > 0) resolve();
-      };
-      const onData = (chunk: Buffer): void => {
-        buf += chunk.toString('utf8');
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          onLine(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      void this.exited.then((code) => reject(new Error(`parley ${this.command} exited (${code}) before ready:\n${this.tail()}`)));
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`parley ${this.command} not ready after 30 s:\n${this.tail()}`)), 30_000);
-    });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    const probes = [`http://127.0.0.1:${this.opsPort}/readyz`];
+    if (this.command === 'gateway' || this.command === 'all') probes.push(`${this.http}/readyz`);
+    let exitCode: number | null | undefined;
+    void this.exited.then((code) => { exitCode = code; });
     try {
-      await Promise.race([ready, timeout]);
+      await until(async () => exitCode !== undefined || (await Promise.all(probes.map(isReady))).every(Boolean),
+        { timeout: 30_000, interval: 50, message: `parley ${this.command} ready (${probes.join(', ')})` });
     } catch (err) {
       child.kill('SIGKILL');
-      throw err;
-    } finally {
-      clearTimeout(timer);
+      throw new Error(`${(err as Error).message}\n${this.tail()}`, { cause: err });
     }
+    if (exitCode !== undefined) throw new Error(`parley ${this.command} exited (${exitCode}) before ready:\n${this.tail()}`);
   }
 
   /** Last lines of the process output, for failure messages. */

@@ -1,10 +1,10 @@
 // One e2e suite's world: its own servers (or shared ones with its own stream, prefix and database), the Parley
 // processes it starts, the clients it connects, and one close() that releases all of it.
-import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import type { Collection, Document } from 'mongodb';
 import { TestClient } from './client.js';
 import { ParleyProcess, suiteEnv, token } from './parley.js';
+import { RedisInspector } from './redis.js';
 import { provideMongo, provideNats, provideRedis } from './services.js';
 import type { ServiceHandle } from './services.js';
 import { uniqueName } from './wait.js';
@@ -22,7 +22,7 @@ export interface SuiteOptions {
 export class Suite {
   private readonly procs: ParleyProcess[] = [];
   private readonly clients: TestClient[] = [];
-  private readonly redisClients: Redis[] = [];
+  private readonly redisClients: RedisInspector[] = [];
 
   private constructor(
     readonly env: Record<string, string>,
@@ -56,8 +56,8 @@ export class Suite {
   }
 
   /** A Redis client for inspecting keys (lazy: it connects on first use); closed with the suite. */
-  redisClient(): Redis {
-    const r = new Redis(this.redis.url, { lazyConnect: true });
+  redisClient(): RedisInspector {
+    const r = new RedisInspector(this.redis.url);
     this.redisClients.push(r);
     return r;
   }
@@ -76,7 +76,7 @@ export class Suite {
     await Promise.all(this.clients.map((c) => c.close()));
     await Promise.all(this.procs.map((p) => p.stop()));
     await this.mongo.close();
-    for (const r of this.redisClients) r.disconnect();
+    for (const r of this.redisClients) r.close();
     await Promise.all([this.nats, this.redis, this.mongoServer].map((s) => s.close()));
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Throttle, decodeTyping, encodeTyping } from '../../lib/presence/index.js';
+import { decodeTyping, encodeTyping } from '../../lib/fanout/index.js';
+import { Throttle } from '../../lib/presence/index.js';
 import { errorFrame, presenceFrame, typingFrame } from '../../lib/protocol/index.js';
 
 describe('Throttle (typing, per user and room)', () => {
@@ -31,7 +32,9 @@ describe('typing relay payload', () => {
   it('round-trips gateway, room and frame, whatever the gateway id holds', () => {
     const frame = typingFrame('room-1', 'ann\u00e9');
     for (const gw of ['gw-1', 'gw\nodd', '']) {
-      assert.deepEqual(decodeTyping(encodeTyping(gw, 'room-1', frame)), { gateway: gw, room: 'room-1', frame });
+      const t = decodeTyping(encodeTyping(gw, 'room-1', 'ann\u00e9'));
+      assert.ok(t);
+      assert.deepEqual({ gateway: t.gateway, room: t.room, frame: typingFrame(t.room, t.user) }, { gateway: gw, room: 'room-1', frame });
     }
     assert.equal(decodeTyping('no newline'), undefined);
     assert.deepEqual(JSON.parse(frame), { type: 'typing', room: 'room-1', user: 'ann\u00e9' });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { withPrev } from '../../lib/chat/prev.js';
-import type { RoomReader } from '../../lib/log/index.js';
+import type { RoomReader } from '../../lib/eventlog/index.js';
 import type { MessageDoc } from '../../lib/store/index.js';
 
 const log = pino({ level: 'silent' });

@@ -1,9 +1,10 @@
 // Reads one room's events back from the stream by subject: gap repair at the gateways and `join {since}` replay.
 import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
-import { JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { StreamConfig } from '../config/index.js';
 import type { RoomId, StoredMessage } from '../protocol/index.js';
+import { storedAt } from '../protocol/index.js';
+import { isNoMessage } from './errors.js';
 import { decodeEvent } from './publisher.js';
 import { createdSubject, createdWildcard } from './subjects.js';
 
@@ -97,11 +98,5 @@ export function createRoomReader(nc: NatsConnection, jsm: JetStreamManager, cfg:
 function toStored(m: StoredMsg): StoredMessage | undefined {
   const ev = decodeEvent(m.data);
   if (!ev) return undefined;
-  const s: StoredMessage = { room: ev.room, id: ev.id, seq: m.seq, from: ev.from, body: ev.body, ts: ev.ts };
-  if (ev.mentions) s.mentions = ev.mentions;
-  return s;
-}
-
-function isNoMessage(err: unknown): boolean {
-  return err instanceof JetStreamApiError ? /no message|not found/i.test(err.message) : /no message found|404/i.test(String(err));
+  return storedAt(ev, m.seq);
 }

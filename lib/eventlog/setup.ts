@@ -1,10 +1,11 @@
 // Creates or updates the CHAT stream and its durable consumers idempotently from config at start-up.
-import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import type { JetStreamManager, StreamConfig as JsStreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { StreamConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
+import { isNotFound, isStreamNameInUse } from './errors.js';
 import { streamSubjects } from './subjects.js';
 
 export async function ensureStream(nc: NatsConnection, cfg: StreamConfig, log: Logger): Promise<JetStreamManager> {
@@ -32,7 +33,7 @@ export async function ensureStream(nc: NatsConnection, cfg: StreamConfig, log: L
       log.info({ stream: cfg.name }, 'stream created');
     } catch (addErr) {
       // Another instance created it between our info and add: that is fine.
-      if (!(addErr instanceof JetStreamApiError && /already in use/i.test(addErr.message))) throw addErr;
+      if (!isStreamNameInUse(addErr)) throw addErr;
     }
   }
   return jsm;
@@ -63,8 +64,4 @@ export async function ensureDurable(jsm: JetStreamManager, stream: string, o: Du
     await jsm.consumers.add(stream, cfg);
     log.info({ stream, consumer: o.name }, 'consumer created');
   }
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && /not found/i.test(err.message);
 }

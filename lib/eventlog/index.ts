@@ -1,11 +1,11 @@
 export { connectNats } from './connection.js';
 export { createRoomReader } from './reader.js';
 export { ensureStream, ensureDurable } from './setup.js';
-export { createPublisher, decodeEvent, namespacedId, UnavailableError } from './publisher.js';
+export { createPublisher, decodeEvent, UnavailableError } from './publisher.js';
 export { startBatchConsumer } from './consumer.js';
-export { createdSubject, createdWildcard, roomOfSubject, streamSubjects } from './subjects.js';
+export { createdSubject, createdWildcard, streamSubjects } from './subjects.js';
 export type { NatsHandle } from './connection.js';
 export type { RoomReader } from './reader.js';
 export type { DurableOptions } from './setup.js';
-export type { EventPublisher, MessageEvent } from './publisher.js';
+export type { EventPublisher } from './publisher.js';
 export type { BatchConsumer, BatchConsumerOptions, ConsumerHealth } from './consumer.js';

@@ -13,9 +13,3 @@ export function streamSubjects(root: string): string[] {
   // edited/deleted are reserved by the design; the stream accepts them now so adding them later needs no migration.
   return [`${root}.message.created.*`, `${root}.message.edited.*`, `${root}.message.deleted.*`];
 }
-
-/** The room of an event subject, or undefined for a subject of another shape. */
-export function roomOfSubject(subject: string): RoomId | undefined {
-  const i = subject.lastIndexOf('.');
-  return i < 0 ? undefined : subject.slice(i + 1);
-}

@@ -1,0 +1,36 @@
+// What a gateway is built from: every adapter is made in cmd/ and handed in here.
+import type { Authenticator } from '../auth/index.js';
+import type { Config } from '../config/index.js';
+import type { EventPublisher, NatsHandle, RoomReader } from '../eventlog/index.js';
+import type { FanoutSubscriber } from '../fanout/index.js';
+import type { SendLimiter } from '../limits/index.js';
+import type { Logger, Metrics } from '../observability/index.js';
+import type { GatewayPresence } from '../presence/index.js';
+import type { RedisSubscriber } from '../redis/index.js';
+import type { MessageStore } from '../store/index.js';
+
+export interface GatewayDeps {
+  cfg: Config;
+  log: Logger;
+  metrics: Metrics;
+  auth: Authenticator;
+  nats: NatsHandle;
+  publisher: EventPublisher;
+  /** The stream, read by room: recovery and gap repair. */
+  reader: RoomReader;
+  /** MongoDB (its own bounded read pool): history, and recovery of what the stream no longer holds. */
+  store: MessageStore;
+  /** Room broadcasts from the chat service (Redis Pub/Sub), on a subscriber connection of its own. */
+  fanout: FanoutSubscriber;
+  /** Sessions, presence, typing and connection limits in Redis (lib/presence). */
+  presence: GatewayPresence;
+  /** The Pub/Sub connection presence and typing events arrive on. */
+  presenceEvents: RedisSubscriber;
+  /** Cluster-wide send and history budgets (lib/limits). */
+  limiter: SendLimiter;
+}
+
+export interface Gateway {
+  port: number;
+  close(): Promise<void>;
+}
