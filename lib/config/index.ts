@@ -130,6 +130,8 @@ export interface RateLimitConfig {
 
 export interface Config {
   port: number;
+  /** How long a gateway retries a port it cannot bind (connections of a killed predecessor in TIME_WAIT). */
+  listenRetryMs: number;
   host: string;
   /** /metrics, /healthz, /readyz of every service (never on the public gateway port). */
   metricsPort: number;
@@ -197,6 +199,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   const cfg: Config = {
     port: r.int('PORT', 8080, 0, 65535),
+    listenRetryMs: r.int('PARLEY_LISTEN_RETRY_MS', 90_000, 0, 3_600_000),
     host: r.str('PARLEY_HOST', '0.0.0.0'),
     metricsPort: r.int('PARLEY_METRICS_PORT', 9464, 0, 65535),
     metricsCacheMs: r.int('PARLEY_METRICS_CACHE_MS', 1_000, 0, 60_000),

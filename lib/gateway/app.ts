@@ -3,8 +3,10 @@
 // and close. The per-connection replies live in connection.ts, the frame handlers in handlers.ts, the `since`
 // replay in replay.ts, the room feed in rooms.ts, the routes in routes.ts.
 import { randomUUID } from 'node:crypto';
+import { backoff } from '@nats-io/transport-node';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { Identity } from '../auth/index.js';
+import type { Logger } from '../observability/index.js';
 import { AuthError, roomAccess } from '../auth/index.js';
 import { decodeMessage } from '../fanout/index.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, ProtocolError, messageFrame, parseClientFrame, welcomeFrame } from '../protocol/index.js';
@@ -192,9 +194,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     return { ready: natsUp && redisUp && !state.closing, nats: natsUp, redis: redisUp, draining: state.closing };
   });
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port}`))));
-  });
+  const listenSocket = await listenWithRetry(app, cfg.host, cfg.port, cfg.listenRetryMs, log);
   const port = uws.us_socket_local_port(listenSocket);
   log.info({ port, gateway: cfg.gatewayId }, 'gateway listening');
 
@@ -215,4 +215,22 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       log.info({ rooms: rooms.size() }, 'gateway closed');
     },
   };
+}
+
+const LISTEN_RETRY = backoff([100, 250, 500, 1_000, 2_000]);
+
+/**
+ * Binds the port, retrying for up to `retryMs`: this uWS build does not set SO_REUSEADDR, so a gateway restarted
+ * after a crash cannot bind its port while the old process's connections sit in TIME_WAIT (60 s on Linux). Waiting
+ * beats exiting into a restart loop; clients meanwhile reconnect to another gateway.
+ */
+async function listenWithRetry(app: TemplatedApp, host: string, port: number, retryMs: number, log: Logger): Promise<us_listen_socket> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    const s = await new Promise<us_listen_socket | false>((resolve) => { app.listen(host, port, resolve); });
+    if (s) return s;
+    if (port === 0 || Date.now() - started >= retryMs) throw new Error(`cannot listen on ${host}:${port}`);
+    if (attempt === 0) log.warn({ host, port, retryMs }, 'port busy (old connections in TIME_WAIT?); retrying');
+    await new Promise((r) => setTimeout(r, LISTEN_RETRY.backoff(attempt)));
+  }
 }

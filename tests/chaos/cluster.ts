@@ -108,6 +108,9 @@ export class Cluster {
       env: {
         // Recovery is never refused for size: every `join {since}` must replay.
         PARLEY_RECOVERY_MAX_MESSAGES: '1000000',
+        // A gateway restarted on its port would wait out its predecessor's TIME_WAIT (about 60 s); the suite moves it
+        // to a new port at once instead (restartGateway), so the fault schedule keeps its pace.
+        PARLEY_LISTEN_RETRY_MS: '0',
         PARLEY_CHAT_ACK_WAIT_MS: '3000',
         LOG_LEVEL: 'info',
         ...extraEnv,

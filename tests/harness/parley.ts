@@ -92,6 +92,11 @@ export class ParleyProcess {
     return p;
   }
 
+  /** A process not started yet (set `port` first to choose it; then `spawn()` and `ready()`, or `start()`). */
+  static create(command: Command, env: Record<string, string>): ParleyProcess {
+    return new ParleyProcess(command, env);
+  }
+
   get url(): string {
     return `ws://127.0.0.1:${this.port}/ws`;
   }
@@ -111,9 +116,15 @@ export class ParleyProcess {
 
   /**
    * Starts the process and resolves once it is ready: its ops /readyz answers 200, and a gateway's public /readyz
-   * too. Rejects when it exits first or is not ready within 30 s.
+   * too. Rejects when it exits first or is not ready within `readyTimeoutMs`.
    */
-  async start(): Promise<void> {
+  async start(readyTimeoutMs = 30_000): Promise<void> {
+    await this.spawn();
+    await this.ready(readyTimeoutMs);
+  }
+
+  /** Starts the process without waiting for it to be ready. */
+  async spawn(): Promise<void> {
     if (this.port === 0) this.port = await freePort();
     if (this.opsPort === 0) this.opsPort = await freePort();
     const env: NodeJS.ProcessEnv = {
@@ -140,18 +151,28 @@ export class ParleyProcess {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
+  }
+
+  /** Resolves once the spawned process is ready; rejects (and kills it) when it exits first or after the timeout. */
+  async ready(readyTimeoutMs = 30_000): Promise<void> {
+    const child = this.child!;
     const probes = [`http://127.0.0.1:${this.opsPort}/readyz`];
     if (this.command === 'gateway' || this.command === 'all') probes.push(`${this.http}/readyz`);
     let exitCode: number | null | undefined;
     void this.exited.then((code) => { exitCode = code; });
     try {
       await until(async () => exitCode !== undefined || (await Promise.all(probes.map(isReady))).every(Boolean),
-        { timeout: 30_000, interval: 50, message: `parley ${this.command} ready (${probes.join(', ')})` });
+        { timeout: readyTimeoutMs, interval: 50, message: `parley ${this.command} ready (${probes.join(', ')})` });
     } catch (err) {
       child.kill('SIGKILL');
       throw new Error(`${(err as Error).message}\n${this.tail()}`, { cause: err });
     }
     if (exitCode !== undefined) throw new Error(`parley ${this.command} exited (${exitCode}) before ready:\n${this.tail()}`);
+  }
+
+  /** The process output so far (its last 200 lines). */
+  lines(): readonly string[] {
+    return this.output;
   }
 
   /** Last lines of the process output, for failure messages. */
