@@ -127,14 +127,18 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
         const nats = shared.nats.connected();
         const st = chat?.status();
         const presenceUp = presence?.ready() ?? true;
+        const ready = nats && presenceUp && (st?.ready ?? true);
         return {
-          ...st, ready: nats && presenceUp && (st?.ready ?? true), nats: nats ? 'connected' : 'disconnected',
-          ...(presence ? { presence: presenceUp } : {}),
+          ready,
+          details: { ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}) },
         };
       }, log);
       closers.push({ name: 'ops', close: () => ops.close() });
     } else if (presence) {
-      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => ({ ready: presence.ready(), presence: presence.ready() }), log);
+      const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
+        const ready = presence.ready();
+        return { ready, details: { ready, presence: ready } };
+      }, log);
       closers.push({ name: 'ops', close: () => ops.close() });
     }
   } catch (err) {

@@ -25,7 +25,11 @@ export interface JwtConfig {
   maxTtlMs: number;
 }
 
-export interface Limits {
+/**
+ * What one connection may send and hold (frame and body sizes, rooms, mentions, in-flight sends, send buffer, idle
+ * time), enforced by its gateway. Rates (per user and address, cluster-wide) are `rateLimits`, in lib/limits.
+ */
+export interface ConnectionConfig {
   /** Largest WebSocket frame accepted (uWS maxPayloadLength); larger frames close the socket with 1009. */
   maxFrameBytes: number;
   /** Largest message body in UTF-8 bytes; larger gets TOO_LARGE. */
@@ -147,7 +151,7 @@ export interface Config {
   logLevel: string;
   shutdownTimeoutMs: number;
   jwt: JwtConfig;
-  limits: Limits;
+  connection: ConnectionConfig;
   storage: StorageConfig;
   stream: StreamConfig;
   chat: ChatConfig;
@@ -221,7 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
       requireExp: r.bool('PARLEY_JWT_REQUIRE_EXP', true),
       maxTtlMs: r.int('PARLEY_JWT_MAX_TTL_SEC', 86_400, 0, 10 * 365 * 86_400) * 1000,
     },
-    limits: {
+    connection: {
       maxFrameBytes: r.int('PARLEY_MAX_FRAME_BYTES', 16 * 1024, 256, 16 * 1024 * 1024),
       maxBodyBytes: r.int('PARLEY_MAX_BODY_BYTES', 4 * 1024, 1, 1024 * 1024),
       maxRoomsPerConnection: r.int('PARLEY_MAX_ROOMS_PER_CONNECTION', 100, 1, 100_000),
@@ -290,8 +294,8 @@ export function loadConfig(env: Env = process.env): Config {
   }
   // A byte budget whose burst is below the largest body would refuse such a message forever.
   for (const [name, rate] of [['PARLEY_RATE_SEND_BYTES_USER', cfg.rateLimits.sendBytesPerUser], ['PARLEY_RATE_SEND_BYTES_IP', cfg.rateLimits.sendBytesPerIp]] as const) {
-    if (rate.perSec > 0 && rate.burst < cfg.limits.maxBodyBytes) {
-      throw new ConfigError(`${name}_BURST`, `must be at least PARLEY_MAX_BODY_BYTES (${cfg.limits.maxBodyBytes}), got ${rate.burst}`);
+    if (rate.perSec > 0 && rate.burst < cfg.connection.maxBodyBytes) {
+      throw new ConfigError(`${name}_BURST`, `must be at least PARLEY_MAX_BODY_BYTES (${cfg.connection.maxBodyBytes}), got ${rate.burst}`);
     }
   }
   return cfg;

@@ -28,7 +28,7 @@ export type { Gateway, GatewayDeps } from './deps.js';
 export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const uws = loadNativeUws();
   const { cfg, log, metrics } = d;
-  const limits = cfg.limits;
+  const perConn = cfg.connection;
   const sockets = new Set<Ws>();
   const state: GatewayState = { closing: false, inflight: 0, onIdle: undefined };
 
@@ -44,7 +44,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     result: (result) => metrics.storageQueries.inc({ result }),
   });
   const replies = createReplies({
-    log, metrics, maxBackpressureBytes: limits.maxBackpressureBytes,
+    log, metrics, maxBackpressureBytes: perConn.maxBackpressureBytes,
     rejectRate: { perSec: cfg.rateLimits.violationsPerSec, burst: cfg.rateLimits.maxViolations },
   });
   const { send, reject } = replies;
@@ -98,9 +98,9 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     compression: uws.DISABLED,
     // uWS cuts a frame over maxPayloadLength without a close frame (1006). Twice the documented limit lets frames
     // just over it get a proper 1009 from us; only grossly oversize ones are cut by uWS.
-    maxPayloadLength: limits.maxFrameBytes * 2,
-    idleTimeout: limits.idleTimeoutSec,
-    maxBackpressure: limits.maxBackpressureBytes,
+    maxPayloadLength: perConn.maxFrameBytes * 2,
+    idleTimeout: perConn.idleTimeoutSec,
+    maxBackpressure: perConn.maxBackpressureBytes,
     // A reader that falls this far behind is disconnected, not silently skipped: it reconnects and recovers.
     closeOnBackpressureLimit: true as unknown as number,
     sendPingsAutomatically: true,
@@ -154,14 +154,14 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
     message: (ws, data, isBinary) => {
       const c = ws.getUserData();
-      if (data.byteLength > limits.maxFrameBytes) {
+      if (data.byteLength > perConn.maxFrameBytes) {
         metrics.framesRejected.inc({ code: 'TOO_LARGE' });
         return ws.end(CLOSE_CODES.MESSAGE_TOO_BIG.code, 'frame too large');
       }
       if (isBinary) return reject(ws, 'BAD_FRAME', 'binary frames are not supported by protocol v1');
       let frame: ClientFrame;
       try {
-        frame = parseClientFrame(Buffer.from(data).toString('utf8'), limits);
+        frame = parseClientFrame(Buffer.from(data).toString('utf8'), perConn);
       } catch (err) {
         if (err instanceof ProtocolError) return reject(ws, err.code, err.message, err.ref);
         log.error({ err }, 'frame parse failed');
@@ -191,7 +191,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     const natsUp = d.nats.connected();
     const redisUp = sub.ready();
     // `draining` in the body: its documented name (README), meaning this gateway is shutting down.
-    return { ready: natsUp && redisUp && !state.closing, nats: natsUp, redis: redisUp, draining: state.closing };
+    return { ready: natsUp && redisUp && !state.closing, details: { nats: natsUp, redis: redisUp, draining: state.closing } };
   });
 
   const listenSocket = await listenWithRetry(app, cfg.host, cfg.port, cfg.listenRetryMs, log);

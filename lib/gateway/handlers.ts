@@ -31,14 +31,14 @@ export interface HandlerContext {
 export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: ClientFrame) => void {
   const { d, rooms, reads, state } = x;
   const { cfg, log, metrics } = d;
-  const limits = cfg.limits;
+  const perConn = cfg.connection;
   const { send, reject, readFailed, waitForSendBuffer } = x.replies;
 
   const onSend = (ws: Ws, c: Conn, f: SendFrame): void => {
     // The token's current access, not the one the room was joined with (a refresh may have narrowed it).
     if (!c.access(f.room)) return reject(ws, 'FORBIDDEN', 'this token may not send to this room', f.id);
     if (!c.rooms.includes(f.room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before sending to it', f.id);
-    if (c.inflight >= limits.maxInflightPerConnection) {
+    if (c.inflight >= perConn.maxInflightPerConnection) {
       return reject(ws, 'RATE_LIMITED', 'too many unacknowledged sends', f.id);
     }
     if (state.closing) return reject(ws, 'UNAVAILABLE', 'gateway is shutting down; retry on another', f.id);
@@ -73,8 +73,8 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
     const { room, since } = f;
     if (!c.access(room)) return reject(ws, 'FORBIDDEN', 'this token may not join this room', room);
     if (c.rooms.includes(room)) return reject(ws, 'BAD_FRAME', 'already joined; leave first to recover again', room);
-    if (c.rooms.length >= limits.maxRoomsPerConnection) {
-      return reject(ws, 'RATE_LIMITED', `at most ${limits.maxRoomsPerConnection} rooms per connection`, room);
+    if (c.rooms.length >= perConn.maxRoomsPerConnection) {
+      return reject(ws, 'RATE_LIMITED', `at most ${perConn.maxRoomsPerConnection} rooms per connection`, room);
     }
     c.rooms.push(room);
     const abandon = (): void => {

@@ -18,8 +18,10 @@ export interface RoomState {
   /** Last seq delivered to local members; -1 until known. */
   cursor: number;
   ready: Promise<void>;
+  /** Broadcasts waiting for the cursor (not known yet, or a gap being filled), delivered in seq order. */
   queue: Broadcast[];
-  draining: boolean;
+  /** A deliverQueue loop runs for the room (one at a time). */
+  delivering: boolean;
   /** Given up after an unrepairable gap: delivers nothing more; joins are refused until its members are gone. */
   lost: boolean;
 }
@@ -57,7 +59,7 @@ export class RoomFeed {
     if (st) {
       st.members++;
     } else {
-      st = { room, members: 1, cursor: -1, ready: Promise.resolve(), queue: [], draining: false, lost: false };
+      st = { room, members: 1, cursor: -1, ready: Promise.resolve(), queue: [], delivering: false, lost: false };
       this.rooms.set(room, st);
       const s = st;
       // Subscribe first, then read the cursor: whatever is broadcast in between is queued and sorted out by seq.
@@ -65,7 +67,7 @@ export class RoomFeed {
         .then(() => this.reader.lastSeq(room))
         .then((seq) => {
           s.cursor = seq;
-          this.drain(s);
+          this.deliverQueued(s);
         });
     }
     try {
@@ -101,7 +103,7 @@ export class RoomFeed {
     const st = this.rooms.get(room);
     if (!st || st.lost) return;
     // Fast path: known cursor, nothing queued, and the hint says this directly follows what we delivered.
-    if (st.cursor >= 0 && !st.draining && st.queue.length === 0) {
+    if (st.cursor >= 0 && !st.delivering && st.queue.length === 0) {
       if (b.seq <= st.cursor) return;
       if (b.prev === st.cursor) {
         const prev = st.cursor;
@@ -111,7 +113,7 @@ export class RoomFeed {
       }
     }
     st.queue.push(b);
-    if (st.cursor >= 0) this.drain(st);
+    if (st.cursor >= 0) this.deliverQueued(st);
   }
 
   /**
@@ -122,19 +124,20 @@ export class RoomFeed {
     for (const st of this.rooms.values()) {
       if (st.cursor < 0 || st.lost) continue;
       st.queue.push({ room: st.room, id: '', seq: Number.MAX_SAFE_INTEGER, from: '', body: '', ts: 0, prev: -2 });
-      this.drain(st);
+      this.deliverQueued(st);
     }
   }
 
-  private drain(st: RoomState): void {
-    if (st.draining) return;
-    st.draining = true;
-    void this.drainLoop(st).finally(() => {
-      st.draining = false;
+  /** Starts delivering the room's queue unless that already runs. */
+  private deliverQueued(st: RoomState): void {
+    if (st.delivering) return;
+    st.delivering = true;
+    void this.deliverQueue(st).finally(() => {
+      st.delivering = false;
     });
   }
 
-  private async drainLoop(st: RoomState): Promise<void> {
+  private async deliverQueue(st: RoomState): Promise<void> {
     while (st.queue.length > 0 && this.rooms.get(st.room) === st && !st.lost) {
       st.queue.sort((a, b) => a.seq - b.seq);
       const b = st.queue[0]!;

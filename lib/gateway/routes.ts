@@ -1,16 +1,17 @@
 // The gateway's HTTP routes on its public port: /healthz, /readyz, GET /rooms/:room/messages, and 404 for the rest.
-// /metrics is served on PARLEY_METRICS_PORT only (lib/observability/http.ts), never here.
+// /metrics is served on PARLEY_METRICS_PORT only (lib/observability/http.ts), never here; what the probes answer is
+// lib/observability/probes.ts, shared with that server.
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { GatewayDeps } from './deps.js';
 import { handleHistoryRequest } from './history.js';
+import { probeResponse } from '../observability/index.js';
+import type { OpsResponse, Readiness } from '../observability/index.js';
 import type { ReadGate } from '../store/index.js';
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
-
-export interface Readiness {
-  ready: boolean;
-  [k: string]: unknown;
-}
+const STATUS_LINE: Record<OpsResponse['status'], string> = {
+  200: '200 OK', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
+};
 
 export function registerRoutes(app: TemplatedApp, d: GatewayDeps, reads: ReadGate, readiness: () => Readiness): void {
   const json = (res: HttpResponse, status: string, body: unknown, headers?: Record<string, string>): void => {
@@ -21,27 +22,23 @@ export function registerRoutes(app: TemplatedApp, d: GatewayDeps, reads: ReadGat
       res.end(JSON.stringify(body));
     });
   };
-  /** GET and HEAD of a small JSON endpoint; HEAD gets the same status and headers and no body. */
-  const probe = (path: string, answer: () => [string, unknown]): void => {
-    app.get(path, (res) => {
-      const [status, body] = answer();
-      json(res, status, body);
-    });
-    // res.end() without a body: this uWS build aborts the process on endWithoutBody() (seen with 20.30).
-    app.head(path, (res) => {
-      const [status] = answer();
+  /** GET and HEAD of a probe (probeResponse); HEAD gets the same status and headers and no body. */
+  const probe = (path: string): void => {
+    const answer = (res: HttpResponse, head: boolean): void => {
+      const r = probeResponse(path, readiness)!;
       res.cork(() => {
-        res.writeStatus(status);
-        for (const [k, v] of Object.entries(JSON_HEADERS)) res.writeHeader(k, v);
-        res.end();
+        res.writeStatus(STATUS_LINE[r.status]);
+        for (const [k, v] of Object.entries(r.headers)) res.writeHeader(k, v);
+        // res.end() without a body, never endWithoutBody(): this uWS build aborts the process on it (seen with 20.30).
+        if (head) res.end();
+        else res.end(r.body);
       });
-    });
+    };
+    app.get(path, (res) => answer(res, false));
+    app.head(path, (res) => answer(res, true));
   };
-  probe('/healthz', () => ['200 OK', { status: 'ok' }]);
-  probe('/readyz', () => {
-    const { ready, ...parts } = readiness();
-    return [ready ? '200 OK' : '503 Service Unavailable', { status: ready ? 'ready' : 'not ready', ...parts }];
-  });
+  probe('/healthz');
+  probe('/readyz');
   app.get('/rooms/:room/messages', (res, req) => handleHistoryRequest(res, req, {
     cfg: d.cfg, log: d.log, auth: d.auth, store: d.store, reads, limiter: d.limiter, json,
   }));

@@ -1,41 +1,33 @@
 // /metrics, /healthz and /readyz of every service on PARLEY_METRICS_PORT (never the public gateway port), on
-// node:http: they are scraped every few seconds, not a hot path.
+// node:http: they are scraped every few seconds, not a hot path. What each answers is probes.ts.
 import { createServer } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
-
-/** What /readyz answers: 200 when `ready`, else 503; the rest is reported as is. */
-export interface Readiness {
-  ready: boolean;
-  [detail: string]: unknown;
-}
+import { metricsResponse, probeResponse } from './probes.js';
+import type { OpsResponse, Readiness } from './probes.js';
 
 export interface OpsServer {
   port: number;
   close(): Promise<void>;
 }
 
+/** node:http leaves the body of a HEAD response out by itself. */
+function write(res: ServerResponse, r: OpsResponse): void {
+  res.writeHead(r.status, r.headers).end(r.body);
+}
+
 export async function startOpsServer(host: string, port: number, metrics: Metrics, ready: () => Readiness, log: Logger): Promise<OpsServer> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405).end();
     } else if (path === '/metrics') {
-      metrics.render().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-        (err: unknown) => {
-          log.error({ err }, 'metrics failed');
-          res.writeHead(500).end();
-        },
-      );
-    } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-    } else if (path === '/readyz') {
-      const r = ready();
-      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r }));
+      void metricsResponse(metrics, log).then((r) => write(res, r));
     } else {
-      res.writeHead(404).end();
+      const r = probeResponse(path, ready);
+      if (r) write(res, r);
+      else res.writeHead(404).end();
     }
   });
   await new Promise<void>((resolve, reject) => {
