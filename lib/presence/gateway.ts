@@ -70,7 +70,8 @@ class GatewayPresenceImpl implements GatewayPresence {
   private readonly perIp = new Map<string, number>();
   private readonly connectFallback = new LocalLimiter();
   private readonly typingGate: Throttle;
-  private readonly prefix: string;
+  /** The names the presence scripts build while they run (lib/redis keys.ts); the first ARGV of each. */
+  private readonly names: readonly string[];
   private readonly gw: string;
   private readonly sessionTtlMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -87,7 +88,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     private readonly cfg: Config,
     private readonly log: Logger,
   ) {
-    this.prefix = keys.prefix;
+    this.names = keys.scriptNames;
     this.gw = cfg.gatewayId;
     this.typingGate = new Throttle(cfg.presence.typingIntervalMs);
     // A session key outlives one missed heartbeat; the presence service deletes it when it reaps the gateway.
@@ -96,7 +97,7 @@ class GatewayPresenceImpl implements GatewayPresence {
 
   async start(): Promise<void> {
     // Whatever a previous process with this gateway id left behind is stale: undo it before registering.
-    await this.scripts.run('gatewayReset', [], [this.prefix, this.gw, this.cfg.presence.graceMs]);
+    await this.scripts.run('gatewayReset', [], [...this.names, this.gw, this.cfg.presence.graceMs]);
     await this.heartbeat();
     const every = Math.max(50, Math.floor(this.cfg.presence.gatewayTtlMs / 3));
     const tick = (): void => {
@@ -141,7 +142,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     bump(this.perUser, s.user, -1);
     bump(this.perIp, s.ip, -1);
     if (!this.ready()) return this.markDirty();
-    this.scripts.run('sessionClose', [], [this.prefix, this.gw, session, this.cfg.presence.graceMs, ...s.rooms])
+    this.scripts.run('sessionClose', [], [...this.names, this.gw, session, this.cfg.presence.graceMs, ...s.rooms])
       .catch((err: unknown) => this.markDirty(err));
   }
 
@@ -166,7 +167,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     if (!this.ready()) return frame; // Redis down: at least this gateway's members see it
     try {
       const sent = await this.scripts.run<number>('typing', [this.keys.rate('typing', `${room}:${user}`)], [
-        this.prefix, this.cfg.presence.typingIntervalMs, this.keys.typingChannel, encodeTyping(this.gw, room, user),
+        this.cfg.presence.typingIntervalMs, this.keys.typingChannel, encodeTyping(this.gw, room, user),
       ]);
       return sent === 1 ? frame : undefined;
     } catch (err) {
@@ -203,7 +204,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     await this.beating;
     try {
       // Connections were closed cleanly before this; the reset removes whatever a failed write left behind.
-      if (this.ready()) await this.scripts.run('gatewayReset', [], [this.prefix, this.gw, this.cfg.presence.graceMs]);
+      if (this.ready()) await this.scripts.run('gatewayReset', [], [...this.names, this.gw, this.cfg.presence.graceMs]);
     } catch (err) {
       this.log.warn({ err }, 'gateway unregistration failed; the presence service will reap it');
     }
@@ -211,7 +212,7 @@ class GatewayPresenceImpl implements GatewayPresence {
 
   private room(session: string, room: RoomId, dir: 'in' | 'out'): void {
     if (!this.ready()) return this.markDirty();
-    this.scripts.run('room', [], [this.prefix, this.gw, session, room, dir, this.cfg.presence.graceMs])
+    this.scripts.run('room', [], [...this.names, this.gw, session, room, dir, this.cfg.presence.graceMs])
       .catch((err: unknown) => this.markDirty(err));
   }
 
@@ -221,7 +222,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     const p = this.cfg.presence;
     const keys = [this.keys.rate('connect-user', s.user), this.keys.rate('connect-ip', s.ip)];
     const args: ScriptArg[] = [
-      this.prefix, this.gw, session, s.user, s.ip, s.ua, s.connectedAt, this.sessionTtlMs,
+      ...this.names, this.gw, session, s.user, s.ip, s.ua, s.connectedAt, this.sessionTtlMs,
       p.maxConnectionsPerUser, p.maxConnectionsPerIp, force ? '1' : '0',
     ];
     pushCharge(args, 1, 'm', lim.connectPerUser, 1);
@@ -284,13 +285,13 @@ class GatewayPresenceImpl implements GatewayPresence {
       // A Redis that came back empty lost its script cache too: the batch below calls the scripts by SHA.
       await this.scripts.load();
       const p = this.redis.client.multi();
-      this.scripts.queue(p, 'gatewayReset', [], [this.prefix, this.gw, this.cfg.presence.graceMs]);
+      this.scripts.queue(p, 'gatewayReset', [], [...this.names, this.gw, this.cfg.presence.graceMs]);
       p.sAdd(this.keys.gateways, this.gw);
       p.set(this.keys.gatewayAlive(this.gw), String(Date.now()), { PX: this.cfg.presence.gatewayTtlMs });
       for (const [sid, s] of this.sessions) {
         const open = this.openArgs(sid, s, true);
         this.scripts.queue(p, 'sessionOpen', open.keys, open.args);
-        for (const room of s.rooms) this.scripts.queue(p, 'room', [], [this.prefix, this.gw, sid, room, 'in', 0]);
+        for (const room of s.rooms) this.scripts.queue(p, 'room', [], [...this.names, this.gw, sid, room, 'in', 0]);
       }
       // A pipeline, not a transaction: every reply is checked, and any error reply rejects it.
       await p.execAsPipeline();

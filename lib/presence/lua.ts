@@ -2,7 +2,7 @@
 // offline due) runs atomically and publishes its event from inside the script, so any number of gateways and
 // presence instances can run them concurrently: an event is published by exactly the script that made the change.
 //
-// Keys (all under the prefix P, passed as ARGV[1]; this is single-instance Redis, not Redis Cluster):
+// Keys (every name from lib/redis keys.ts: `N.<name>` of SCRIPT_NAMES_LUA; single-instance Redis, not Redis Cluster):
 //   session:<sid>             hash user, gateway, ip, ua, connectedAt; TTL refreshed by the gateway heartbeat
 //   user:<u>:sessions         set of sids            ip:<ip>:sessions   set of sids
 //   room:<r>:online           hash user -> sessions of the user in the room, cluster-wide; 0 while offline is pending
@@ -11,13 +11,14 @@
 //   presence:pending          zset "<room> <user>" (room '' for global) -> when offline is due (Redis TIME, ms)
 // The gateway:<gw>:* hashes have no TTL on purpose: they are how a dead gateway's sessions and room memberships are
 // found and undone, however long the presence service was away; only a clean shutdown or a reap removes them.
+// Every script but typing's takes `keys.scriptNames` as its first ARGV (then its own arguments, read as ARG below).
 import { PRESENCE_EVENT_LUA } from '../fanout/index.js';
 import { GCRA_LUA } from '../limits/index.js';
+import { SCRIPT_NAMES_LUA } from '../redis/index.js';
 
-const COMMON = `${GCRA_LUA}${PRESENCE_EVENT_LUA}
-local P = ARGV[1]
-local PEND = P .. 'presence:pending'
-local CHAN = P .. 'presence'
+const COMMON = `${SCRIPT_NAMES_LUA}${GCRA_LUA}${PRESENCE_EVENT_LUA}
+local PEND = N.presencePending
+local CHAN = N.presenceChannel
 -- A user comes into a scope (a room, or '' for global). Online is announced unless an offline was pending: then
 -- the user never visibly left (a reconnect within the grace period).
 local function announce_in(room, user)
@@ -26,25 +27,25 @@ local function announce_in(room, user)
   end
 end
 local function room_in(gw, room, user)
-  redis.call('HINCRBY', P .. 'gateway:' .. gw .. ':rooms', room .. ' ' .. user, 1)
-  if redis.call('HINCRBY', P .. 'room:' .. room .. ':online', user, 1) == 1 then announce_in(room, user) end
+  redis.call('HINCRBY', N.gatewayRooms(gw), room .. ' ' .. user, 1)
+  if redis.call('HINCRBY', N.roomOnline(room), user, 1) == 1 then announce_in(room, user) end
 end
 -- n of the user's sessions leave a room; at zero the user stays listed (count 0) until the offline is due.
 local function room_out(room, user, n, due)
-  local k = P .. 'room:' .. room .. ':online'
+  local k = N.roomOnline(room)
   if redis.call('HINCRBY', k, user, -n) <= 0 then
     redis.call('HSET', k, user, 0)
     redis.call('ZADD', PEND, due, room .. ' ' .. user)
   end
 end
 local function gw_room_out(gw, room, user)
-  local k = P .. 'gateway:' .. gw .. ':rooms'
+  local k = N.gatewayRooms(gw)
   if redis.call('HINCRBY', k, room .. ' ' .. user, -1) <= 0 then redis.call('HDEL', k, room .. ' ' .. user) end
 end
 local function session_out(sid, ip, user, due)
-  redis.call('DEL', P .. 'session:' .. sid)
-  redis.call('SREM', P .. 'ip:' .. ip .. ':sessions', sid)
-  local us = P .. 'user:' .. user .. ':sessions'
+  redis.call('DEL', N.session(sid))
+  redis.call('SREM', N.ipSessions(ip), sid)
+  local us = N.userSessions(user)
   if redis.call('SREM', us, sid) == 1 and redis.call('SCARD', us) == 0 then redis.call('ZADD', PEND, due, ' ' .. user) end
 end
 local function split(s)
@@ -53,93 +54,93 @@ local function split(s)
 end
 -- Undoes everything a gateway registered (its process is gone, or it is resynchronising). Returns its session count.
 local function reap(gw, due)
-  local g = P .. 'gateway:' .. gw
-  local rooms = redis.call('HGETALL', g .. ':rooms')
+  local rooms = redis.call('HGETALL', N.gatewayRooms(gw))
   for i = 1, #rooms, 2 do
     local room, user = split(rooms[i])
     room_out(room, user, tonumber(rooms[i + 1]), due)
   end
-  local ss = redis.call('HGETALL', g .. ':sessions')
+  local ss = redis.call('HGETALL', N.gatewaySessions(gw))
   for i = 1, #ss, 2 do
     local ip, user = split(ss[i + 1])
     session_out(ss[i], ip, user, due)
   end
-  redis.call('DEL', g .. ':rooms', g .. ':sessions')
-  redis.call('SREM', P .. 'gateways', gw)
+  redis.call('DEL', N.gatewayRooms(gw), N.gatewaySessions(gw))
+  redis.call('SREM', N.gateways, gw)
   return #ss / 2
 end
 `;
 
 /**
  * Registers a session, unless a connection limit refuses it.
- * ARGV: P, gw, sid, user, ip, ua, connectedAt, sessionTtlMs, maxPerUser, maxPerIp, force ('1' skips the limits: a
- * resync of sessions already admitted), then GCRA groups for the connect-rate keys KEYS[1] (user) and KEYS[2] (ip).
+ * ARGV: names, then gw, sid, user, ip, ua, connectedAt, sessionTtlMs, maxPerUser, maxPerIp, force ('1' skips the
+ * limits: a resync of sessions already admitted), then GCRA groups for the connect-rate keys KEYS[1] (user) and
+ * KEYS[2] (ip).
  * Returns { 1, 0 } admitted; { 0, 0 } too many for the user; { -1, 0 } too many for the IP; { -2, waitMs } rate.
  */
 export const SESSION_OPEN_LUA = `${COMMON}
-local gw, sid, user, ip = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local us = P .. 'user:' .. user .. ':sessions'
-local is = P .. 'ip:' .. ip .. ':sessions'
-if ARGV[11] ~= '1' then
-  local wait = gcra_charge(now_ms(), KEYS, ARGV, 12)
+local gw, sid, user, ip = ARG[1], ARG[2], ARG[3], ARG[4]
+local us = N.userSessions(user)
+local is = N.ipSessions(ip)
+if ARG[10] ~= '1' then
+  local wait = gcra_charge(now_ms(), KEYS, ARG, 11)
   if wait > 0 then return { -2, wait } end
-  local maxu, maxi = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local maxu, maxi = tonumber(ARG[8]), tonumber(ARG[9])
   if maxu > 0 and redis.call('SCARD', us) >= maxu then return { 0, 0 } end
   if maxi > 0 and redis.call('SCARD', is) >= maxi then return { -1, 0 } end
 end
-local sk = P .. 'session:' .. sid
-redis.call('HSET', sk, 'user', user, 'gateway', gw, 'ip', ip, 'ua', ARGV[6], 'connectedAt', ARGV[7])
-redis.call('PEXPIRE', sk, ARGV[8])
+local sk = N.session(sid)
+redis.call('HSET', sk, 'user', user, 'gateway', gw, 'ip', ip, 'ua', ARG[5], 'connectedAt', ARG[6])
+redis.call('PEXPIRE', sk, ARG[7])
 redis.call('SADD', is, sid)
-redis.call('HSET', P .. 'gateway:' .. gw .. ':sessions', sid, ip .. ' ' .. user)
+redis.call('HSET', N.gatewaySessions(gw), sid, ip .. ' ' .. user)
 if redis.call('SADD', us, sid) == 1 and redis.call('SCARD', us) == 1 then announce_in('', user) end
 return { 1, 0 }
 `;
 
-/** ARGV: P, gw, sid, graceMs, rooms... A no-op (returns 0) for a session not registered, e.g. reaped meanwhile. */
+/** ARGV: names, gw, sid, graceMs, rooms... A no-op (returns 0) for a session not registered, e.g. reaped meanwhile. */
 export const SESSION_CLOSE_LUA = `${COMMON}
-local gw, sid = ARGV[2], ARGV[3]
-local gs = P .. 'gateway:' .. gw .. ':sessions'
+local gw, sid = ARG[1], ARG[2]
+local gs = N.gatewaySessions(gw)
 local v = redis.call('HGET', gs, sid)
 if not v then return 0 end
 redis.call('HDEL', gs, sid)
 local ip, user = split(v)
-local due = now_ms() + tonumber(ARGV[4])
-for i = 5, #ARGV do
-  gw_room_out(gw, ARGV[i], user)
-  room_out(ARGV[i], user, 1, due)
+local due = now_ms() + tonumber(ARG[3])
+for i = 4, #ARG do
+  gw_room_out(gw, ARG[i], user)
+  room_out(ARG[i], user, 1, due)
 end
 session_out(sid, ip, user, due)
 return 1
 `;
 
-/** ARGV: P, gw, sid, room, 'in' | 'out', graceMs. A no-op (0) for a session not registered. */
+/** ARGV: names, gw, sid, room, 'in' | 'out', graceMs. A no-op (0) for a session not registered. */
 export const ROOM_LUA = `${COMMON}
-local gw, sid, room = ARGV[2], ARGV[3], ARGV[4]
-local v = redis.call('HGET', P .. 'gateway:' .. gw .. ':sessions', sid)
+local gw, sid, room = ARG[1], ARG[2], ARG[3]
+local v = redis.call('HGET', N.gatewaySessions(gw), sid)
 if not v then return 0 end
 local _, user = split(v)
-if ARGV[5] == 'in' then
+if ARG[4] == 'in' then
   room_in(gw, room, user)
 else
   gw_room_out(gw, room, user)
-  room_out(room, user, 1, now_ms() + tonumber(ARGV[6]))
+  room_out(room, user, 1, now_ms() + tonumber(ARG[5]))
 end
 return 1
 `;
 
-/** ARGV: P, gw, graceMs. A gateway undoing its own registrations (shutdown, or before re-registering). */
+/** ARGV: names, gw, graceMs. A gateway undoing its own registrations (shutdown, or before re-registering). */
 export const GATEWAY_RESET_LUA = `${COMMON}
-redis.call('DEL', P .. 'gateway:' .. ARGV[2] .. ':alive')
-return reap(ARGV[2], now_ms() + tonumber(ARGV[3]))
+redis.call('DEL', N.gatewayAlive(ARG[1]))
+return reap(ARG[1], now_ms() + tonumber(ARG[2]))
 `;
 
-/** ARGV: P, graceMs. Reaps every registered gateway whose alive key has expired; returns their ids. */
+/** ARGV: names, graceMs. Reaps every registered gateway whose alive key has expired; returns their ids. */
 export const REAP_LUA = `${COMMON}
-local due = now_ms() + tonumber(ARGV[2])
+local due = now_ms() + tonumber(ARG[1])
 local dead = {}
-for _, gw in ipairs(redis.call('SMEMBERS', P .. 'gateways')) do
-  if redis.call('EXISTS', P .. 'gateway:' .. gw .. ':alive') == 0 then
+for _, gw in ipairs(redis.call('SMEMBERS', N.gateways)) do
+  if redis.call('EXISTS', N.gatewayAlive(gw)) == 0 then
     reap(gw, due)
     dead[#dead + 1] = gw
   end
@@ -148,20 +149,20 @@ return dead
 `;
 
 /**
- * ARGV: P, max. Announces offline for pending entries that are due and still offline (a user who came back had the
+ * ARGV: names, max. Announces offline for pending entries that are due and still offline (a user who came back had the
  * entry removed by announce_in). Returns how many entries it handled, to call again while it is max.
  */
 export const SWEEP_LUA = `${COMMON}
-local due = redis.call('ZRANGEBYSCORE', PEND, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
+local due = redis.call('ZRANGEBYSCORE', PEND, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARG[1]))
 for _, m in ipairs(due) do
   redis.call('ZREM', PEND, m)
   local room, user = split(m)
   if room == '' then
-    if redis.call('SCARD', P .. 'user:' .. user .. ':sessions') == 0 then
+    if redis.call('SCARD', N.userSessions(user)) == 0 then
       redis.call('PUBLISH', CHAN, presence_event('', user, 'offline'))
     end
   else
-    local k = P .. 'room:' .. room .. ':online'
+    local k = N.roomOnline(room)
     if redis.call('HGET', k, user) == '0' then
       redis.call('HDEL', k, user)
       redis.call('PUBLISH', CHAN, presence_event(room, user, 'offline'))
@@ -171,10 +172,10 @@ end
 return #due
 `;
 
-/** KEYS[1]: the throttle key. ARGV: P (unused), intervalMs, channel, payload. Publishes at most once per interval. */
+/** KEYS[1]: the throttle key. ARGV: intervalMs, channel, payload. Publishes at most once per interval. */
 export const TYPING_LUA = `
-if redis.call('SET', KEYS[1], '1', 'PX', ARGV[2], 'NX') then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
+if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
   return 1
 end
 return 0

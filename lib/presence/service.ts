@@ -21,17 +21,17 @@ export async function startPresenceService(redis: RedisConnection, keys: RedisKe
   const scripts = loadScripts(redis.client, PRESENCE_SCRIPTS);
   await scripts.load();
   const { graceMs, tickMs } = cfg.presence;
-  const prefix = keys.prefix;
+  const names = keys.scriptNames;
   let closing = false;
   let timer: NodeJS.Timeout | undefined;
   let failing = false;
 
   const tick = async (): Promise<void> => {
-    const dead = await scripts.run<string[]>('reap', [], [prefix, graceMs]);
+    const dead = await scripts.run<string[]>('reap', [], [...names, graceMs]);
     if (dead.length > 0) log.info({ gateways: dead }, 'reaped gateways that stopped heartbeating');
     let n: number;
     do {
-      n = await scripts.run<number>('sweep', [], [prefix, SWEEP_BATCH]);
+      n = await scripts.run<number>('sweep', [], [...names, SWEEP_BATCH]);
     } while (n === SWEEP_BATCH && !closing);
   };
   let running: Promise<void> = Promise.resolve();

@@ -1,6 +1,7 @@
 // Every Redis key and Pub/Sub channel Parley uses, produced here and nowhere else, under the deployment's prefix.
-// Scripts get the names they touch from these functions (as KEYS, or as name prefixes in ARGV for the keys a script
-// discovers while it runs, such as a reaped gateway's rooms); no other module spells a key.
+// Scripts get the names they touch from here: as KEYS when the caller knows them (rate limits, the typing throttle),
+// and, for the keys a script discovers while it runs (the sessions and rooms of a gateway it reaps), as the templates
+// below in ARGV (`scriptNames`, read by SCRIPT_NAMES_LUA). Either way no script spells a key itself.
 import type { RoomId } from '../protocol/index.js';
 
 export interface RedisKeys {
@@ -15,6 +16,10 @@ export interface RedisKeys {
   roomOnline(room: RoomId): string;
   /** string with TTL: the gateway's heartbeat */
   gatewayAlive(gw: string): string;
+  /** hash sid -> "<ip> <user>": the gateway's sessions (no TTL: how a dead gateway's sessions are found) */
+  gatewaySessions(gw: string): string;
+  /** hash "<room> <user>" -> sessions: the gateway's room memberships (no TTL, as gatewaySessions) */
+  gatewayRooms(gw: string): string;
   /** set of registered gateway ids */
   readonly gateways: string;
   /** zset "<room> <user>" -> when the offline is due */
@@ -29,23 +34,74 @@ export interface RedisKeys {
   readonly presenceChannel: string;
   /** Pub/Sub: typing events. */
   readonly typingChannel: string;
+  /**
+   * The first SCRIPT_NAME_COUNT ARGV of every script that starts with SCRIPT_NAMES_LUA: each template's head and tail,
+   * then each fixed name, in the order of SCRIPT_TEMPLATES and SCRIPT_FIXED.
+   */
+  readonly scriptNames: readonly string[];
+}
+
+/** A name made from one id: head .. id .. tail. */
+type Template = readonly [head: string, tail: string];
+
+/** The names made from an id that scripts need, and the fixed ones, by their RedisKeys member. */
+export const SCRIPT_TEMPLATES = ['session', 'userSessions', 'ipSessions', 'roomOnline', 'gatewayAlive', 'gatewaySessions', 'gatewayRooms'] as const;
+export const SCRIPT_FIXED = ['gateways', 'presencePending', 'presenceChannel'] as const;
+export const SCRIPT_NAME_COUNT = SCRIPT_TEMPLATES.length * 2 + SCRIPT_FIXED.length;
+
+type TemplateName = (typeof SCRIPT_TEMPLATES)[number];
+
+function templates(p: string): Record<TemplateName | 'roomChannel', Template> {
+  return {
+    session: [`${p}session:`, ''],
+    userSessions: [`${p}user:`, ':sessions'],
+    ipSessions: [`${p}ip:`, ':sessions'],
+    roomOnline: [`${p}room:`, ':online'],
+    gatewayAlive: [`${p}gateway:`, ':alive'],
+    gatewaySessions: [`${p}gateway:`, ':sessions'],
+    gatewayRooms: [`${p}gateway:`, ':rooms'],
+    roomChannel: [`${p}room.`, ''],
+  };
 }
 
 export function redisKeys(prefix: string): RedisKeys {
-  const roomChannelPrefix = `${prefix}room.`;
-  return {
-    prefix,
-    session: (sid) => `${prefix}session:${sid}`,
-    userSessions: (user) => `${prefix}user:${user}:sessions`,
-    ipSessions: (ip) => `${prefix}ip:${ip}:sessions`,
-    roomOnline: (room) => `${prefix}room:${room}:online`,
-    gatewayAlive: (gw) => `${prefix}gateway:${gw}:alive`,
+  const t = templates(prefix);
+  const of = ([head, tail]: Template) => (id: string): string => `${head}${id}${tail}`;
+  const roomChannelPrefix = t.roomChannel[0];
+  const fixed = {
     gateways: `${prefix}gateways`,
     presencePending: `${prefix}presence:pending`,
-    rate: (scope, id) => `${prefix}rl:${scope}:${id}`,
-    roomChannel: (room) => `${roomChannelPrefix}${room}`,
-    roomOfChannel: (channel) => (channel.startsWith(roomChannelPrefix) ? channel.slice(roomChannelPrefix.length) : undefined),
     presenceChannel: `${prefix}presence`,
+  };
+  return {
+    prefix,
+    session: of(t.session),
+    userSessions: of(t.userSessions),
+    ipSessions: of(t.ipSessions),
+    roomOnline: of(t.roomOnline),
+    gatewayAlive: of(t.gatewayAlive),
+    gatewaySessions: of(t.gatewaySessions),
+    gatewayRooms: of(t.gatewayRooms),
+    ...fixed,
+    rate: (scope, id) => `${prefix}rl:${scope}:${id}`,
+    roomChannel: of(t.roomChannel),
+    roomOfChannel: (channel) => (channel.startsWith(roomChannelPrefix) ? channel.slice(roomChannelPrefix.length) : undefined),
     typingChannel: `${prefix}typing`,
+    scriptNames: [...SCRIPT_TEMPLATES.flatMap((n) => t[n]), ...SCRIPT_FIXED.map((n) => fixed[n])],
   };
 }
+
+/**
+ * Lua prelude for scripts that build names while they run: `N.<member>(id)` and `N.<fixed>` spell exactly what the
+ * RedisKeys member of that name does, from the templates in ARGV[1..SCRIPT_NAME_COUNT]; the script's own arguments
+ * follow and are read as `ARG[1..]`. Templates in ARGV rather than KEYS because the ids are only known inside the
+ * script (it reads a gateway's sessions, then touches `session:<id>`), and the transition must stay one atomic call.
+ * That is fine on one Redis, not on Redis Cluster (undeclared keys); issue 16 restructures it for Cluster.
+ */
+export const SCRIPT_NAMES_LUA = `
+local N = {}
+${SCRIPT_TEMPLATES.map((n, i) => `N.${n} = function(id) return ARGV[${i * 2 + 1}] .. id .. ARGV[${i * 2 + 2}] end`).join('\n')}
+${SCRIPT_FIXED.map((n, i) => `N.${n} = ARGV[${SCRIPT_TEMPLATES.length * 2 + i + 1}]`).join('\n')}
+local ARG = {}
+for i = ${SCRIPT_NAME_COUNT + 1}, #ARGV do ARG[i - ${SCRIPT_NAME_COUNT}] = ARGV[i] end
+`;
