@@ -54,7 +54,10 @@ export interface Proc {
   pid: number;
   child: ChildProcess;
   exited: Promise<number | null>;
-  /** Resolves once the output contains `text`; rejects at once if it contains `failText` first. */
+  /**
+   * Resolves once the output contains `text`; rejects at once if it contains `failText` first. For the baselines, which
+   * have no /readyz; Parley's processes are waited for with waitHttp on /readyz.
+   */
   waitForLine(text: string, timeoutMs: number, failText?: string): Promise<void>;
   stop(timeoutMs?: number): Promise<void>;
 }

@@ -81,9 +81,14 @@ export async function startParley(ctx: BenchContext, tag: string, gateways = 2):
   const procs: Proc[] = [];
   try {
     const chatName = `parley-chat-${tag}`;
-    const chat = spawnNode({ name: chatName, args: [PARLEY, 'chat'], env: { ...env, PORT: '0' }, logFile: join(ctx.logDir, `${chatName}.log`), nodeFlags: flags(ctx, chatName) });
+    // Ready is what chat's /readyz says (consuming, MongoDB answering), as the test harness waits for it: not a log line.
+    const chatOps = await freePort();
+    const chat = spawnNode({
+      name: chatName, args: [PARLEY, 'chat'], env: { ...env, PORT: '0', PARLEY_METRICS_PORT: String(chatOps) },
+      logFile: join(ctx.logDir, `${chatName}.log`), nodeFlags: flags(ctx, chatName),
+    });
     procs.push(chat);
-    await chat.waitForLine('chat consuming', 30_000, '"level":60');
+    await waitHttp(`http://127.0.0.1:${chatOps}/readyz`, 30_000, chat);
     const urls: string[] = [];
     const http: string[] = [];
     const ops: string[] = [];
