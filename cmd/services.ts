@@ -10,7 +10,7 @@ import type { NatsHandle } from '../lib/eventlog/index.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Logger, Metrics } from '../lib/observability/index.js';
 import { openMessageStore } from '../lib/store/index.js';
-import { createSendLimiter } from '../lib/limits/index.js';
+import { createConnectionAdmission, createSendLimiter } from '../lib/limits/index.js';
 import { startGatewayPresence, startPresenceService } from '../lib/presence/index.js';
 import type { PresenceService } from '../lib/presence/index.js';
 import { connectRedis, connectSubscriber, redisKeys } from '../lib/redis/index.js';
@@ -65,7 +65,12 @@ export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: 
   opened.push({ name: 'redis-fanout', close: () => fanoutSub.close() });
   const presenceEvents = await connectSubscriber(cfg.redisUrl, plog, `parley-presence-sub-${cfg.gatewayId}`);
   opened.push({ name: 'redis-presence', close: () => presenceEvents.close() });
-  const presence = await startGatewayPresence(redis, keys, cfg, plog);
+  // Connection admission (caps and connect rates, cluster-wide) is checked by the script that registers the session.
+  const admission = createConnectionAdmission(keys, {
+    maxPerUser: cfg.presence.maxConnectionsPerUser, maxPerIp: cfg.presence.maxConnectionsPerIp,
+    connectPerUser: cfg.rateLimits.connectPerUser, connectPerIp: cfg.rateLimits.connectPerIp,
+  });
+  const presence = await startGatewayPresence(redis, keys, admission, cfg, plog);
   // Closed in reverse: the gateway closes its connections (removing their sessions) before presence unregisters it.
   opened.push({ name: 'presence', close: () => presence.shutdown() });
   const limiter = await createSendLimiter(redis, keys, cfg.rateLimits, log.child({ component: 'limits' }));

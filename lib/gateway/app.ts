@@ -143,9 +143,10 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       sockets.add(ws);
       metrics.activeConnections.inc();
       send(ws, welcomeFrame(c.user, c.session, PROTOCOL_VERSION));
-      // Accept, then check the cluster-wide connection limits in the same Redis script that registers the session
-      // (atomic, so two gateways cannot both admit the N+1th); a refused one gets a readable 4008 (ADR 0010).
-      void d.presence.open({ session: c.session, user: c.user, ip: c.ip, ua: c.ua }).then((refused) => {
+      // Accept, then ask whether the connection may be admitted (cluster-wide caps and connect rates, checked in the
+      // Redis script that registers the session: two gateways cannot both admit the N+1th); a refused one gets a
+      // readable 4008 (ADR 0010).
+      void d.presence.admit({ session: c.session, user: c.user, ip: c.ip, ua: c.ua }).then((refused) => {
         if (refused === undefined || c.closed) return;
         metrics.framesRejected.inc({ code: 'RATE_LIMITED' });
         ws.end(CLOSE_CODES.POLICY.code, refused);

@@ -36,6 +36,24 @@ local function now_ms()
 end
 `;
 
+/**
+ * Connection admission (admission.ts), for the script that registers the session: `admit_connection(us, is, KEYS,
+ * argv, from)` with the user's and the address's session sets, reading from `from`: maxPerUser, maxPerIp, force ('1'
+ * admits without a check), then GCRA groups for the connect-rate keys KEYS[1] (user) and KEYS[2] (ip). Returns
+ * 1, 0 admitted; 0, 0 too many for the user; -1, 0 too many for the address; -2, wait too many attempts.
+ */
+export const ADMIT_CONNECTION_LUA = `
+local function admit_connection(us, is, keys, argv, from)
+  if argv[from + 2] == '1' then return 1, 0 end
+  local wait = gcra_charge(now_ms(), keys, argv, from + 3)
+  if wait > 0 then return -2, wait end
+  local maxu, maxi = tonumber(argv[from]), tonumber(argv[from + 1])
+  if maxu > 0 and redis.call('SCARD', us) >= maxu then return 0, 0 end
+  if maxi > 0 and redis.call('SCARD', is) >= maxi then return -1, 0 end
+  return 1, 0
+end
+`;
+
 /** KEYS: the limit keys; ARGV: groups of (key index, field, emission ms, burst, cost). Returns 0 or the wait in ms. */
 export const RATE_LIMIT_LUA = `${GCRA_LUA}
 return gcra_charge(now_ms(), KEYS, ARGV, 1)

@@ -2,7 +2,7 @@
 // (atomically, through the scripts in lua.ts), heartbeats for all of its sessions in one transaction per tick,
 // relays presence and typing events to local room members, and repairs its registrations after any Redis failure.
 import type { Config } from '../config/index.js';
-import { LocalLimiter, pushCharge } from '../limits/index.js';
+import type { ConnectionAdmission } from '../limits/index.js';
 import type { Logger } from '../observability/index.js';
 import { decodePresence, decodeTyping, encodeTyping } from '../fanout/index.js';
 import { presenceFrame, typingFrame } from '../protocol/index.js';
@@ -22,8 +22,11 @@ export interface SessionInfo {
 }
 
 export interface GatewayPresence {
-  /** Registers a new connection. Resolves undefined when admitted, or the reason to close it with 4008. Never rejects. */
-  open(s: SessionInfo): Promise<string | undefined>;
+  /**
+   * May this connection be admitted (lib/limits admission: cluster-wide caps and connect rates per user and address)?
+   * Registers its session if so. Resolves undefined when admitted, or the reason to close it with 4008. Never rejects.
+   */
+  admit(s: SessionInfo): Promise<string | undefined>;
   /** The connection is gone (any reason): its session and room memberships are removed at once. */
   close(session: string): void;
   /** The connection joined a room (call once per membership, after the join succeeded). */
@@ -55,20 +58,22 @@ interface Local {
   rooms: RoomId[];
 }
 
-/** Loads its scripts, registers the gateway (first heartbeat) and starts heartbeating, on a commands connection. */
-export async function startGatewayPresence(redis: RedisConnection, keys: RedisKeys, cfg: Config, log: Logger): Promise<GatewayPresence> {
+/**
+ * Loads its scripts, registers the gateway (first heartbeat) and starts heartbeating, on a commands connection.
+ * `admission` decides which connections are admitted; presence runs its check in the script that registers the session.
+ */
+export async function startGatewayPresence(
+  redis: RedisConnection, keys: RedisKeys, admission: ConnectionAdmission, cfg: Config, log: Logger,
+): Promise<GatewayPresence> {
   const scripts = loadScripts(redis.client, PRESENCE_SCRIPTS);
   await scripts.load();
-  const gp = new GatewayPresenceImpl(redis, keys, scripts, cfg, log);
+  const gp = new GatewayPresenceImpl(redis, keys, scripts, admission, cfg, log);
   await gp.start();
   return gp;
 }
 
 class GatewayPresenceImpl implements GatewayPresence {
   private readonly sessions = new Map<string, Local>();
-  private readonly perUser = new Map<string, number>();
-  private readonly perIp = new Map<string, number>();
-  private readonly connectFallback = new LocalLimiter();
   private readonly typingGate: Throttle;
   /** The names the presence scripts build while they run (lib/redis keys.ts); the first ARGV of each. */
   private readonly names: readonly string[];
@@ -85,6 +90,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly scripts: Scripts<PresenceScript>,
+    private readonly admission: ConnectionAdmission,
     private readonly cfg: Config,
     private readonly log: Logger,
   ) {
@@ -113,34 +119,29 @@ class GatewayPresenceImpl implements GatewayPresence {
     return this.redis.ready();
   }
 
-  async open(s: SessionInfo): Promise<string | undefined> {
+  async admit(s: SessionInfo): Promise<string | undefined> {
     const local: Local = { user: s.user, ip: s.ip, ua: s.ua, connectedAt: Date.now(), rooms: [] };
     this.sessions.set(s.session, local);
-    bump(this.perUser, s.user, 1);
-    bump(this.perIp, s.ip, 1);
+    this.admission.opened(s.user, s.ip);
     if (this.ready()) {
       try {
         const open = this.openArgs(s.session, local, false);
         const [status, wait] = await this.scripts.run<[number, number]>('sessionOpen', open.keys, open.args);
-        if (status === 1) return undefined;
-        if (status === 0) return `too many connections for this user (max ${this.cfg.presence.maxConnectionsPerUser})`;
-        if (status === -1) return `too many connections from this address (max ${this.cfg.presence.maxConnectionsPerIp})`;
-        return `too many connection attempts; retry in ${wait} ms`;
+        return this.admission.refusal(status, wait);
       } catch (err) {
         this.markDirty(err);
       }
     } else {
       this.markDirty();
     }
-    return this.admitLocally(s);
+    return this.admission.admitLocally(s.user, s.ip);
   }
 
   close(session: string): void {
     const s = this.sessions.get(session);
     if (!s) return;
     this.sessions.delete(session);
-    bump(this.perUser, s.user, -1);
-    bump(this.perIp, s.ip, -1);
+    this.admission.closed(s.user, s.ip);
     if (!this.ready()) return this.markDirty();
     this.scripts.run('sessionClose', [], [...this.names, this.gw, session, this.cfg.presence.graceMs, ...s.rooms])
       .catch((err: unknown) => this.markDirty(err));
@@ -216,36 +217,11 @@ class GatewayPresenceImpl implements GatewayPresence {
       .catch((err: unknown) => this.markDirty(err));
   }
 
-  /** KEYS: the connect-rate keys of the user and the address; ARGV as SESSION_OPEN_LUA documents. */
+  /** KEYS: the connect-rate keys of the user and the address (admission's); ARGV as SESSION_OPEN_LUA documents. */
   private openArgs(session: string, s: Local, force: boolean): { keys: string[]; args: ScriptArg[] } {
-    const lim = this.cfg.rateLimits;
-    const p = this.cfg.presence;
-    const keys = [this.keys.rate('connect-user', s.user), this.keys.rate('connect-ip', s.ip)];
-    const args: ScriptArg[] = [
-      ...this.names, this.gw, session, s.user, s.ip, s.ua, s.connectedAt, this.sessionTtlMs,
-      p.maxConnectionsPerUser, p.maxConnectionsPerIp, force ? '1' : '0',
-    ];
-    pushCharge(args, 1, 'm', lim.connectPerUser, 1);
-    pushCharge(args, 2, 'm', lim.connectPerIp, 1);
-    return { keys, args };
-  }
-
-  /** Fail open: limits from this gateway's own connections and an in-process rate limiter. */
-  private admitLocally(s: SessionInfo): string | undefined {
-    const p = this.cfg.presence;
-    const lim = this.cfg.rateLimits;
-    const charges = [];
-    if (lim.connectPerUser.perSec > 0) charges.push({ key: `u:${s.user}`, rate: lim.connectPerUser, cost: 1 });
-    if (lim.connectPerIp.perSec > 0) charges.push({ key: `i:${s.ip}`, rate: lim.connectPerIp, cost: 1 });
-    const wait = this.connectFallback.charge(charges, Date.now());
-    if (wait > 0) return `too many connection attempts; retry in ${wait} ms`;
-    if (p.maxConnectionsPerUser > 0 && (this.perUser.get(s.user) ?? 0) > p.maxConnectionsPerUser) {
-      return `too many connections for this user (max ${p.maxConnectionsPerUser})`;
-    }
-    if (p.maxConnectionsPerIp > 0 && (this.perIp.get(s.ip) ?? 0) > p.maxConnectionsPerIp) {
-      return `too many connections from this address (max ${p.maxConnectionsPerIp})`;
-    }
-    return undefined;
+    const check = this.admission.scriptArgs(s.user, s.ip, force);
+    const args: ScriptArg[] = [...this.names, this.gw, session, s.user, s.ip, s.ua, s.connectedAt, this.sessionTtlMs, ...check.args];
+    return { keys: check.keys, args };
   }
 
   private markDirty(err?: unknown): void {
@@ -302,10 +278,4 @@ class GatewayPresenceImpl implements GatewayPresence {
       this.markDirty(err);
     }
   }
-}
-
-function bump(m: Map<string, number>, k: string, by: number): void {
-  const n = (m.get(k) ?? 0) + by;
-  if (n > 0) m.set(k, n);
-  else m.delete(k);
 }

@@ -13,10 +13,10 @@
 // found and undone, however long the presence service was away; only a clean shutdown or a reap removes them.
 // Every script but typing's takes `keys.scriptNames` as its first ARGV (then its own arguments, read as ARG below).
 import { PRESENCE_EVENT_LUA } from '../fanout/index.js';
-import { GCRA_LUA } from '../limits/index.js';
+import { ADMIT_CONNECTION_LUA, GCRA_LUA } from '../limits/index.js';
 import { SCRIPT_NAMES_LUA } from '../redis/index.js';
 
-const COMMON = `${SCRIPT_NAMES_LUA}${GCRA_LUA}${PRESENCE_EVENT_LUA}
+const COMMON = `${SCRIPT_NAMES_LUA}${GCRA_LUA}${ADMIT_CONNECTION_LUA}${PRESENCE_EVENT_LUA}
 local PEND = N.presencePending
 local CHAN = N.presenceChannel
 -- A user comes into a scope (a room, or '' for global). Online is announced unless an offline was pending: then
@@ -71,23 +71,16 @@ end
 `;
 
 /**
- * Registers a session, unless a connection limit refuses it.
- * ARGV: names, then gw, sid, user, ip, ua, connectedAt, sessionTtlMs, maxPerUser, maxPerIp, force ('1' skips the
- * limits: a resync of sessions already admitted), then GCRA groups for the connect-rate keys KEYS[1] (user) and
- * KEYS[2] (ip).
- * Returns { 1, 0 } admitted; { 0, 0 } too many for the user; { -1, 0 } too many for the IP; { -2, waitMs } rate.
+ * Registers a session, unless connection admission (lib/limits admission.ts) refuses it, in the same atomic step.
+ * ARGV: names, then gw, sid, user, ip, ua, connectedAt, sessionTtlMs, then admission's arguments (its scriptArgs,
+ * with the connect-rate keys as KEYS). Returns { 1, 0 } admitted, else admission's { status, waitMs }.
  */
 export const SESSION_OPEN_LUA = `${COMMON}
 local gw, sid, user, ip = ARG[1], ARG[2], ARG[3], ARG[4]
 local us = N.userSessions(user)
 local is = N.ipSessions(ip)
-if ARG[10] ~= '1' then
-  local wait = gcra_charge(now_ms(), KEYS, ARG, 11)
-  if wait > 0 then return { -2, wait } end
-  local maxu, maxi = tonumber(ARG[8]), tonumber(ARG[9])
-  if maxu > 0 and redis.call('SCARD', us) >= maxu then return { 0, 0 } end
-  if maxi > 0 and redis.call('SCARD', is) >= maxi then return { -1, 0 } end
-end
+local status, wait = admit_connection(us, is, KEYS, ARG, 8)
+if status ~= 1 then return { status, wait } end
 local sk = N.session(sid)
 redis.call('HSET', sk, 'user', user, 'gateway', gw, 'ip', ip, 'ua', ARG[5], 'connectedAt', ARG[6])
 redis.call('PEXPIRE', sk, ARG[7])
