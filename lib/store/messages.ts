@@ -80,16 +80,20 @@ export interface StoreOptions {
 }
 
 export async function openMessageStore(url: string, dbName: string, log: Logger, opts: StoreOptions = {}): Promise<MessageStore> {
-  const connect = async (): Promise<MongoClient> => new MongoClient(url, {
-    appName: 'parley',
-    serverSelectionTimeoutMS: 5_000,
-    socketTimeoutMS: SOCKET_TIMEOUT_MS,
-    // A connection checkout never waits forever either (after a server restart the pool is cleared and refilled).
-    waitQueueTimeoutMS: SOCKET_TIMEOUT_MS,
-    // Retries are ours (the consumer retries a whole batch); keep the driver from retrying behind our back.
-    retryWrites: false,
-    ...opts.client,
-  }).connect();
+  const connect = async (): Promise<MongoClient> => {
+    const c = new MongoClient(url, {
+      appName: 'parley',
+      serverSelectionTimeoutMS: 5_000,
+      socketTimeoutMS: SOCKET_TIMEOUT_MS,
+      // A connection checkout never waits forever either (after a server restart the pool is cleared and refilled).
+      waitQueueTimeoutMS: SOCKET_TIMEOUT_MS,
+      // Retries are ours (the consumer retries a whole batch); keep the driver from retrying behind our back.
+      retryWrites: false,
+      ...opts.client,
+    });
+    watchPool(c, log);
+    return c.connect();
+  };
   const reads = opts.readTimeoutMs === undefined ? {} : { maxTimeMS: opts.readTimeoutMs };
   let client = await connect();
   let messages: Collection<MessageDoc> = client.db(dbName).collection<MessageDoc>('messages');
@@ -160,6 +164,27 @@ export function toDoc(m: StoredMessage): MessageDoc {
   const doc: MessageDoc = { _id: namespacedId(m.from, m.id), room: m.room, seq: m.seq, from: m.from, body: m.body, ts: m.ts };
   if (m.mentions) doc.mentions = m.mentions;
   return doc;
+}
+
+/**
+ * Logs what the driver's pool and monitor go through (a pool cleared after a network error, a checkout that failed,
+ * a heartbeat that failed, the server back), once per change of state: when one instance's client stops answering
+ * while another's is fine (docs/decisions/0012), this is the trail that says where it hangs.
+ */
+function watchPool(c: MongoClient, log: Logger): void {
+  let heartbeatFailing = false;
+  c.on('connectionPoolCleared', (e) => log.warn({ address: e.address }, 'mongo pool cleared'));
+  c.on('connectionCheckOutFailed', (e) => log.warn({ address: e.address, reason: e.reason }, 'mongo connection checkout failed'));
+  c.on('serverHeartbeatFailed', (e) => {
+    if (heartbeatFailing) return;
+    heartbeatFailing = true;
+    log.warn({ address: e.connectionId, err: e.failure }, 'mongo heartbeat failed');
+  });
+  c.on('serverHeartbeatSucceeded', () => {
+    if (!heartbeatFailing) return;
+    heartbeatFailing = false;
+    log.info('mongo heartbeat succeeded again');
+  });
 }
 
 export function toStored(d: MessageDoc): StoredMessage {
