@@ -8,7 +8,8 @@
 //   most `maxHoldMs`; then it and everything queued behind it are handed back (nak with a delay) for another
 //   instance to take, this instance pulls nothing for twice ack_wait, `onStuck` runs (the caller recycles its
 //   clients) and `health()` reports the instance unhealthy until a batch succeeds again.
-// Batches run one at a time, so stream order is kept within one instance.
+// Batches run one at a time, so stream order is kept within one instance; the one exception is an attempt abandoned
+// at its hold deadline, which may still finish later (its effects are idempotent: keyed inserts, seqs gateways dedupe).
 import { jetstream } from '@nats-io/jetstream';
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { backoff } from '@nats-io/transport-node';
