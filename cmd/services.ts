@@ -10,6 +10,7 @@ import type { NatsHandle } from '../lib/eventlog/index.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Logger, Metrics } from '../lib/observability/index.js';
 import { openMessageStore } from '../lib/store/index.js';
+import { createMessageIds } from '../lib/idempotency/index.js';
 import { createConnectionAdmission, createSendLimiter } from '../lib/limits/index.js';
 import { startGatewayPresence, startPresenceService } from '../lib/presence/index.js';
 import type { PresenceService } from '../lib/presence/index.js';
@@ -76,6 +77,7 @@ export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: 
   const limiter = await createSendLimiter(redis, keys, cfg.rateLimits, log.child({ component: 'limits' }));
   const gateway = await startGateway({
     cfg, log: glog, metrics, nats: s.nats, store, presence, presenceEvents, limiter,
+    ids: createMessageIds(redis, keys, cfg.stream.idempotencyWindowMs),
     fanout: createFanoutSubscriber(fanoutSub, keys),
     auth: createAuthenticator(cfg.jwt),
     publisher: createPublisher(s.nats, cfg.stream),
@@ -99,10 +101,12 @@ export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Sha
   opened.push({ name: 'store', close: () => store.close() });
   const redis = await connectRedis(cfg.redisUrl, log.child({ component: 'fanout' }), { name: 'parley-fanout-pub', profile: 'publisher' });
   opened.push({ name: 'fanout', close: () => redis.close() });
-  const fanout = createFanoutPublisher(redis, redisKeys(cfg.redisPrefix));
+  const keys = redisKeys(cfg.redisPrefix);
+  const fanout = createFanoutPublisher(redis, keys);
   const reader = createRoomReader(s.nats.nc, s.jsm, cfg.stream);
+  const ids = createMessageIds(redis, keys, cfg.stream.idempotencyWindowMs);
   // Closed in reverse: the consumer stops (finishing its batch) before its store and fan-out go away.
-  const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout, reader });
+  const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout, reader, ids });
   opened.push({ name: 'chat', close: () => chat.close() });
   return chat;
 }

@@ -1,17 +1,22 @@
-// The chat service: consume CHAT, store each message once (keyed by its namespaced id), publish the stored message
-// to its room's Redis channel, and only then ack JetStream. A crash anywhere before the ack means a redelivery,
-// which the store turns into "already stored, broadcast again"; gateways drop the repeated seq. A batch whose insert
-// fails in any way is not stored: nothing of it is broadcast or acked, and the consumer retries it.
+// The chat service: consume CHAT and, for each batch, broadcast it to the rooms' Redis channels at once, in stream
+// order, while MongoDB stores it (keyed by the namespaced id); JetStream is acked only after both succeeded
+// (docs/decisions/0014). Live delivery never waits for MongoDB: a slow or absent store holds the batch's ack, not
+// the broadcasts of the batches behind it. A crash anywhere before the ack means a redelivery, broadcast again
+// (gateways drop the repeated seq) and stored again (the key makes it one document). Before broadcasting, every
+// event claims its id in Redis (lib/idempotency): a resend that reached the stream after JetStream's duplicate window
+// is neither broadcast nor stored, and is deleted from the stream so no reader ever shows it.
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Config } from '../config/index.js';
+import type { MessageIds } from '../idempotency/index.js';
 import { encodeMessage } from '../fanout/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
-import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import { createdWildcard, decodeEvent, deleteEvents, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
 import { startReconciler } from './reconcile.js';
 import { withPrev } from './prev.js';
-import type { BatchConsumer, ConsumerHealth, NatsHandle, RoomReader } from '../eventlog/index.js';
+import type { BatchConsumer, BatchSteps, ConsumerHealth, NatsHandle, RoomReader } from '../eventlog/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
-import { storedAt } from '../protocol/index.js';
+import { namespacedId, storedAt } from '../protocol/index.js';
+import type { ChatMessage } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
 import { toDoc } from '../store/index.js';
 
@@ -27,6 +32,8 @@ export interface ChatDeps {
   store: MessageStore;
   fanout: FanoutPublisher;
   reader: RoomReader;
+  /** Which seq each message id was first stored with (Redis). */
+  ids: MessageIds;
 }
 
 /** What chat's /readyz reports: not ready while MongoDB does not answer or batches keep failing. */
@@ -50,12 +57,13 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     name: cfg.chat.consumer,
     filterSubject: createdWildcard(cfg.stream.subjectRoot),
     ackWaitMs: cfg.chat.ackWaitMs,
-    maxAckPending: cfg.chat.batchSize * 8,
+    // What one instance may hold: a batch being broadcast, a batch queued, and what waits for MongoDB.
+    maxAckPending: cfg.chat.batchSize * 2 + cfg.chat.maxUnstored,
   }, log);
 
-  const handle = async (batch: JsMsg[]): Promise<void> => {
-    const docs: MessageDoc[] = [];
+  const handle = async (batch: JsMsg[]): Promise<BatchSteps> => {
     const valid: JsMsg[] = [];
+    const events: { m: JsMsg; ev: ChatMessage }[] = [];
     // A batch can hold two deliveries of one seq (a redelivery that arrived while the first was still queued, e.g.
     // after a NATS restart): one document and one broadcast per seq; every delivery is acked.
     const seen = new Set<number>();
@@ -70,25 +78,37 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       valid.push(m);
       if (seen.has(m.seq)) continue;
       seen.add(m.seq);
-      docs.push(toDoc(storedAt(ev, m.seq)));
+      events.push({ m, ev });
     }
-    const { inserted, existing } = await d.store.insert(docs);
-    // An id already stored is told apart without a read (FerretDB answers any such query with a collection scan):
-    // on a redelivery it is this very event, stored before a crash or a lost ack, and is broadcast again (gateways
-    // drop a seq they delivered); on a first delivery it is a resend of the id after JetStream's duplicate window.
-    const redelivered = existing.length === 0 ? undefined : new Set(valid.filter((m) => m.redelivered).map((m) => m.seq));
-    const again = redelivered ? existing.filter((doc) => redelivered.has(doc.seq)) : [];
-    const toPublish = inserted.concat(again).sort((x, y) => x.seq - y.seq);
-    const broadcasts = await withPrev(toPublish, valid, d.reader, log);
-    await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b) })));
-    for (const m of valid) m.ack();
-    metrics.persisted.inc({ result: 'stored' }, inserted.length);
-    if (again.length > 0) metrics.persisted.inc({ result: 'redelivered' }, again.length);
-    const dropped = existing.length - again.length;
-    if (dropped > 0) {
-      metrics.persisted.inc({ result: 'duplicate' }, dropped);
-      log.info({ dropped }, 'duplicate events beyond the duplicate window dropped');
+    // The id's first seq wins; a redelivery finds its own seq. Another seq is a resend that JetStream no longer
+    // recognised: dropped here and deleted from the stream before any `prev` is computed from the stream, so no
+    // gateway chain, replay or history read can show it.
+    const owners = await d.ids.claim(events.map(({ m, ev }) => ({ nsid: namespacedId(ev.from, ev.id), seq: m.seq })));
+    const docs: MessageDoc[] = [];
+    const resent: number[] = [];
+    events.forEach(({ m, ev }, i) => {
+      if (owners[i] === m.seq) docs.push(toDoc(storedAt(ev, m.seq)));
+      else resent.push(m.seq);
+    });
+    if (resent.length > 0) {
+      await deleteEvents(d.jsm, cfg.stream.name, resent);
+      metrics.persisted.inc({ result: 'duplicate' }, resent.length);
+      log.info({ dropped: resent.length }, 'resends beyond the duplicate window dropped');
     }
+    return {
+      ack: valid,
+      ordered: async () => {
+        const broadcasts = await withPrev(docs, valid, d.reader, log);
+        await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b) })));
+      },
+      unordered: async () => {
+        const { inserted, existing } = await d.store.insert(docs);
+        metrics.persisted.inc({ result: 'stored' }, inserted.length);
+        // Already stored: this very event (a redelivery, or an earlier attempt whose answer was lost), as the
+        // claim above vouches for its seq.
+        if (existing.length > 0) metrics.persisted.inc({ result: 'redelivered' }, existing.length);
+      },
+    };
   };
 
   const consumer: BatchConsumer = await startBatchConsumer(d.nats, {
@@ -97,9 +117,12 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     maxBatch: cfg.chat.batchSize,
     ackWaitMs: cfg.chat.ackWaitMs,
     maxHoldMs: cfg.chat.maxHoldMs,
+    maxUnordered: cfg.chat.maxUnstored,
+    unorderedConcurrency: cfg.chat.storeConcurrency,
     log,
     handle,
-    onStuck: () => d.store.reconnect(),
+    // Only the store step is worth recycling a client for: Redis connections reconnect by themselves.
+    onStuck: async (step) => { if (step === 'unordered') await d.store.reconnect(); },
   });
   log.info({ consumer: cfg.chat.consumer }, 'chat consuming');
 

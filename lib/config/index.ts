@@ -65,6 +65,8 @@ export interface StreamConfig {
   subjectRoot: string;
   replicas: number;
   duplicateWindowMs: number;
+  /** How long a message id is remembered in Redis beyond JetStream's window (0: off; docs/decisions/0015). */
+  idempotencyWindowMs: number;
   maxAgeMs: number;
   maxBytes: number;
   publishTimeoutMs: number;
@@ -87,6 +89,10 @@ export interface ChatConfig {
   ackWaitMs: number;
   /** How long one batch may be held (retried) before it is handed back to the stream for another instance. */
   maxHoldMs: number;
+  /** Messages broadcast but not yet stored that one instance holds; beyond it, it pulls nothing (docs/decisions/0014). */
+  maxUnstored: number;
+  /** MongoDB inserts in flight per instance. */
+  storeConcurrency: number;
   /** Periodic reconciliation of MongoDB against the stream (0: only at start-up and by hand). */
   reconcileIntervalMs: number;
   /** How many of the newest stream messages the start-up reconciliation checks. */
@@ -247,6 +253,7 @@ export function loadConfig(env: Env = process.env): Config {
       subjectRoot,
       replicas: r.int('PARLEY_STREAM_REPLICAS', 1, 1, 5),
       duplicateWindowMs: r.int('PARLEY_DUPLICATE_WINDOW_MS', 10 * 60_000, 1_000, 24 * 3_600_000),
+      idempotencyWindowMs: r.int('PARLEY_IDEMPOTENCY_WINDOW_MS', 24 * 3_600_000, 0, 30 * 24 * 3_600_000),
       maxAgeMs: r.int('PARLEY_STREAM_MAX_AGE_MS', 7 * 24 * 3_600_000, 0, Number.MAX_SAFE_INTEGER),
       // -1 (no byte limit) by default: nats-server reserves a stream's max_bytes up front against the account's storage,
       // so a large default would make stream creation fail on a small disk. Age bounds the stream instead.
@@ -265,6 +272,8 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: r.int('PARLEY_CHAT_BATCH', 256, 1, 10_000),
       ackWaitMs: r.int('PARLEY_CHAT_ACK_WAIT_MS', 10_000, 1_000, 3_600_000),
       maxHoldMs: r.int('PARLEY_CHAT_MAX_HOLD_MS', 30_000, 1_000, 3_600_000),
+      maxUnstored: r.int('PARLEY_CHAT_MAX_UNSTORED', 20_000, 1, 1_000_000),
+      storeConcurrency: r.int('PARLEY_CHAT_STORE_CONCURRENCY', 4, 1, 64),
       reconcileIntervalMs: r.int('PARLEY_RECONCILE_INTERVAL_MS', 60_000, 0, 86_400_000),
       reconcileWindow: r.int('PARLEY_RECONCILE_WINDOW', 100_000, 0, Number.MAX_SAFE_INTEGER),
     },
@@ -291,6 +300,9 @@ export function loadConfig(env: Env = process.env): Config {
   };
   if (cfg.stream.duplicateWindowMs > cfg.stream.maxAgeMs && cfg.stream.maxAgeMs > 0) {
     throw new ConfigError('PARLEY_DUPLICATE_WINDOW_MS', 'must not exceed PARLEY_STREAM_MAX_AGE_MS');
+  }
+  if (cfg.stream.idempotencyWindowMs > 0 && cfg.stream.idempotencyWindowMs < cfg.stream.duplicateWindowMs) {
+    throw new ConfigError('PARLEY_IDEMPOTENCY_WINDOW_MS', `must be 0 (off) or at least PARLEY_DUPLICATE_WINDOW_MS (${cfg.stream.duplicateWindowMs})`);
   }
   // A byte budget whose burst is below the largest body would refuse such a message forever.
   for (const [name, rate] of [['PARLEY_RATE_SEND_BYTES_USER', cfg.rateLimits.sendBytesPerUser], ['PARLEY_RATE_SEND_BYTES_IP', cfg.rateLimits.sendBytesPerIp]] as const) {

@@ -23,3 +23,10 @@ export function isStreamNameInUse(err: unknown): boolean {
 export function isNoMessage(err: unknown): boolean {
   return hasCode(err, JetStreamApiCodes.NoMessageFound);
 }
+
+/** A message delete found nothing at that seq (deleted already, or aged out): nats-server JSSequenceNotFoundErrF. */
+export const SEQUENCE_NOT_FOUND = 10057;
+
+export function isSequenceGone(err: unknown): boolean {
+  return hasCode(err, SEQUENCE_NOT_FOUND, JetStreamApiCodes.NoMessageFound);
+}

@@ -3,6 +3,7 @@ import type { Authenticator } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { EventPublisher, NatsHandle, RoomReader } from '../eventlog/index.js';
 import type { FanoutSubscriber } from '../fanout/index.js';
+import type { MessageIds } from '../idempotency/index.js';
 import type { SendLimiter } from '../limits/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { GatewayPresence } from '../presence/index.js';
@@ -28,6 +29,8 @@ export interface GatewayDeps {
   presenceEvents: RedisSubscriber;
   /** Cluster-wide send and history budgets (lib/limits). */
   limiter: SendLimiter;
+  /** The seq each message id was first stored with, for resends beyond JetStream's window (lib/idempotency). */
+  ids: MessageIds;
 }
 
 export interface Gateway {

@@ -10,6 +10,7 @@ import { removeFrom } from './connection.js';
 import type { GatewayDeps } from './deps.js';
 import { readPage } from './history.js';
 import { replay } from './replay.js';
+import { sendOnce } from './send.js';
 import type { RoomFeed } from './rooms.js';
 
 /** What the whole gateway shares with its handlers: shutting down, and sends waiting for their ack. */
@@ -30,7 +31,7 @@ export interface HandlerContext {
 
 export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: ClientFrame) => void {
   const { d, rooms, reads, state } = x;
-  const { cfg, log, metrics } = d;
+  const { cfg, log } = d;
   const perConn = cfg.connection;
   const { send, reject, readFailed, waitForSendBuffer } = x.replies;
 
@@ -46,19 +47,13 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
     if (f.mentions) ev.mentions = f.mentions;
     c.inflight++;
     state.inflight++;
-    const started = performance.now();
-    d.publisher.publish(ev).then(
-      (pa) => {
-        metrics.jetstreamPublish.observe({ result: 'ok' }, (performance.now() - started) / 1000);
-        if (!pa.duplicate) metrics.messagesSent.inc();
-        send(ws, ackFrame(f.id, pa.seq, pa.duplicate));
-      },
-      (err: unknown) => {
-        metrics.jetstreamPublish.observe({ result: 'error' }, (performance.now() - started) / 1000);
+    void sendOnce(d, ev, {
+      ack: (seq, duplicate) => send(ws, ackFrame(f.id, seq, duplicate)),
+      fail: (err) => {
         log.warn({ err, user: c.user, room: f.room }, 'publish failed');
         reject(ws, 'UNAVAILABLE', 'message not stored; retry with the same id', f.id);
       },
-    ).finally(() => {
+    }).finally(() => {
       c.inflight--;
       if (--state.inflight === 0 && state.onIdle) state.onIdle();
     });

@@ -26,6 +26,11 @@ export interface RedisKeys {
   readonly presencePending: string;
   /** GCRA state of one limit: `rl:<scope>:<id>`. */
   rate(scope: string, id: string): string;
+  /**
+   * string with TTL: the seq a namespaced message id was first stored with (docs/decisions/0015). The id is the
+   * hash tag, so on Redis Cluster each id is one key in one slot, whatever the prefix.
+   */
+  messageId(namespacedId: string): string;
   /** Pub/Sub: one room's broadcasts. */
   roomChannel(room: RoomId): string;
   /** The room of a room channel, or undefined for any other channel. */
@@ -84,6 +89,7 @@ export function redisKeys(prefix: string): RedisKeys {
     gatewayRooms: of(t.gatewayRooms),
     ...fixed,
     rate: (scope, id) => `${prefix}rl:${scope}:${id}`,
+    messageId: (nsid) => `${prefix}msgid:{${nsid}}`,
     roomChannel: of(t.roomChannel),
     roomOfChannel: (channel) => (channel.startsWith(roomChannelPrefix) ? channel.slice(roomChannelPrefix.length) : undefined),
     typingChannel: `${prefix}typing`,

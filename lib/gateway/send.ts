@@ -1,0 +1,65 @@
+// A send, idempotent for hours (docs/decisions/0015): an id already stored is acked with its original seq and never
+// published again; a new one is published (JetStream deduplicates within its own window) and its seq recorded.
+import { namespacedId } from '../protocol/index.js';
+import type { ChatMessage } from '../protocol/index.js';
+import type { GatewayDeps } from './deps.js';
+
+export interface SendOutcome {
+  ack(seq: number, duplicate: boolean): void;
+  fail(err: unknown): void;
+}
+
+/** Never rejects: the outcome is one call of `ack` or `fail`. */
+export async function sendOnce(d: GatewayDeps, ev: ChatMessage, out: SendOutcome): Promise<void> {
+  const { metrics, log } = d;
+  const nsid = namespacedId(ev.from, ev.id);
+  // Redis down: JetStream's duplicate window is all there is (the ack of a resend beyond it carries a new seq, which
+  // chat then drops; docs/decisions/0015), and the outcome of the record below decides.
+  let known: number | undefined;
+  let lookedUp = true;
+  try {
+    known = await d.ids.lookup(nsid);
+  } catch (err) {
+    lookedUp = false;
+    log.debug({ err }, 'message id lookup failed; JetStream deduplicates alone');
+  }
+  if (known !== undefined) {
+    out.ack(known, true);
+    return;
+  }
+  const started = performance.now();
+  let seq: number;
+  let duplicate: boolean;
+  try {
+    const pa = await d.publisher.publish(ev);
+    metrics.jetstreamPublish.observe({ result: 'ok' }, (performance.now() - started) / 1000);
+    seq = pa.seq;
+    duplicate = pa.duplicate;
+  } catch (err) {
+    metrics.jetstreamPublish.observe({ result: 'error' }, (performance.now() - started) / 1000);
+    out.fail(err);
+    return;
+  }
+  if (duplicate) {
+    out.ack(seq, true);
+    return;
+  }
+  const recorded = d.ids.record(nsid, seq).catch((err: unknown) => {
+    log.debug({ err }, 'message id not recorded; chat records it when it consumes the event');
+    return seq;
+  });
+  if (lookedUp) {
+    // The common case: nothing was recorded a moment ago, so nothing else can be now but this seq (a concurrent
+    // resend is JetStream's duplicate of it, and chat records the same seq); the ack need not wait.
+    metrics.messagesSent.inc();
+    out.ack(seq, false);
+    void recorded.then((first) => {
+      if (first !== seq) log.warn({ seq, first }, 'message id recorded with another seq meanwhile');
+    });
+    return;
+  }
+  // The lookup failed: the id may well be stored under another seq, which the record tells if Redis answers now.
+  const first = await recorded;
+  if (first === seq) metrics.messagesSent.inc();
+  out.ack(first, first !== seq);
+}
