@@ -21,6 +21,9 @@ describe('loadConfig', () => {
     assert.deepEqual([c.storage.maxInflight, c.storage.maxQueued, c.storage.queryTimeoutMs], [8, 64, 2_000]);
     assert.deepEqual(c.rateLimits.historyPerUser, { perSec: 5, burst: 20 });
     assert.equal(c.metricsCacheMs, 1_000);
+    assert.equal(c.stream.idempotencyWindowMs, 86_400_000, 'resends are recognised for a day (issue 12)');
+    assert.deepEqual([c.chat.maxUnstored, c.chat.storeConcurrency], [20_000, 4]);
+    assert.equal(loadConfig({ PARLEY_IDEMPOTENCY_WINDOW_MS: '0' }).stream.idempotencyWindowMs, 0, '0 turns it off');
     const lax = loadConfig({ PARLEY_JWT_REQUIRE_EXP: 'false', PARLEY_JWT_MAX_TTL_SEC: '0', PARLEY_MONGO_READ_URL: 'mongodb://replica:27017/?readPreference=secondaryPreferred' });
     assert.equal(lax.jwt.requireExp, false);
     assert.equal(lax.jwt.maxTtlMs, 0);
@@ -45,6 +48,10 @@ describe('loadConfig', () => {
       [{ PARLEY_STORAGE_MAX_INFLIGHT: '0' }, 'PARLEY_STORAGE_MAX_INFLIGHT'],
       [{ PARLEY_MONGO_READ_URL: 'http://x' }, 'PARLEY_MONGO_READ_URL'],
       [{ PARLEY_RATE_VIOLATIONS_PER_SEC: '0' }, 'PARLEY_RATE_VIOLATIONS_PER_SEC'],
+      [{ PARLEY_IDEMPOTENCY_WINDOW_MS: '60000' }, 'PARLEY_IDEMPOTENCY_WINDOW_MS'],
+      [{ PARLEY_IDEMPOTENCY_WINDOW_MS: '-1' }, 'PARLEY_IDEMPOTENCY_WINDOW_MS'],
+      [{ PARLEY_CHAT_MAX_UNSTORED: '0' }, 'PARLEY_CHAT_MAX_UNSTORED'],
+      [{ PARLEY_CHAT_STORE_CONCURRENCY: '0' }, 'PARLEY_CHAT_STORE_CONCURRENCY'],
     ];
     for (const [env, variable] of bad) {
       assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable &&

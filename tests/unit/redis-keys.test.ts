@@ -27,4 +27,11 @@ describe('Redis names (lib/redis keys.ts)', () => {
     assert.equal(keys.roomOfChannel(keys.roomChannel('lobby')), 'lobby');
     assert.equal(keys.roomOfChannel(keys.presenceChannel), undefined);
   });
+
+  it('a message id key is under the prefix with the whole namespaced id as its hash tag', () => {
+    const k = keys.messageId('alice:m-1');
+    assert.ok(k.startsWith('t1:'), k);
+    assert.equal(k.slice(k.indexOf('{') + 1, k.indexOf('}')), 'alice:m-1');
+    assert.notEqual(keys.messageId('alice:m-1'), keys.messageId('alice:m-2'));
+  });
 });
