@@ -8,11 +8,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from '../lib/observability/index.js';
-import { startStack } from '../lib/stack/index.js';
+import { parseMongoBackend, startStack } from '../lib/stack/index.js';
 import type { Stack } from '../lib/stack/index.js';
 import { killAllChildren } from './proc.js';
 import {
-  ACK_HEAD, BUDGET_HEAD, FANOUT_HEAD, RATIO_HEAD, ackRows, budgetRows, checkBudgets, fanoutRows, latencySvg, markdown, ratioRows, textTable,
+  ACK_HEAD, BUDGET_HEAD, FANOUT_HEAD, RATIO_HEAD, STORE_HEAD, ackRows, storeRows, budgetRows, checkBudgets, fanoutRows, latencySvg, markdown, ratioRows, textTable,
 } from './report.js';
 import type { Budgets, Results } from './report.js';
 import { runAck } from './scenarios/ack.js';
@@ -21,14 +21,15 @@ import { DEFAULT_CASES, caseLabel, runFanout } from './scenarios/fanout.js';
 import type { FanoutCase } from './scenarios/fanout.js';
 import { runHistory } from './scenarios/history.js';
 import { runK6 } from './scenarios/k6.js';
+import { runStore } from './scenarios/store.js';
 import type { BenchContext, SystemName } from './systems.js';
 
-const SCENARIOS = ['fanout', 'ack', 'connections', 'history', 'k6'] as const;
+const SCENARIOS = ['fanout', 'ack', 'connections', 'history', 'k6', 'store'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
-const USAGE = `usage: parley bench [fanout|ack|connections|history|k6|all ...] [--check] [flags]   (see bench/README.md)
+const USAGE = `usage: parley bench [fanout|ack|connections|history|k6|store|all ...] [--check] [flags]   (see bench/README.md)
   --check                 run every scenario (unless named) and exit 1 on any budget breach
   --duration <s>          measured seconds per fan-out run (10)      --warmup <s>   warm-up seconds (2)
   --cases <list>          fan-out cases RxM@rate[:senders], e.g. 20x50@200,1x100@1000:10 (the three defaults)
@@ -36,6 +37,8 @@ const USAGE = `usage: parley bench [fanout|ack|connections|history|k6|all ...] [
   --ack-rates <list>      fixed ack rates (1000)                     --ramp <list>  ramp rates (2000,4000,6000,8000,10000,12000,15000,20000)
   --step <s>              seconds per ack step (4)                   --senders <n>  ack senders (40)
   --connections <n>       idle connection target (100000)            --conn-timeout <s>  bound for opening them (90)
+  --store-backends <list> sqlite,postgresql (both)                   --store-batch <n>  docs per insertMany (256)
+  --store-inflight <list> insertMany calls in flight (1,4,8,16)       --store-duration <s>  per run (5)
   --k6-vus <n> (20)  --k6-duration <s> (10)  --cpu-prof (write .cpuprofile of every server process)  --out <dir>`;
 
 export async function benchCommand(argv: string[], log: Logger): Promise<number> {
@@ -56,6 +59,10 @@ export async function benchCommand(argv: string[], log: Logger): Promise<number>
         senders: { type: 'string', default: '40' },
         connections: { type: 'string', default: '100000' },
         'conn-timeout': { type: 'string', default: '90' },
+        'store-backends': { type: 'string', default: 'sqlite,postgresql' },
+        'store-batch': { type: 'string', default: '256' },
+        'store-inflight': { type: 'string', default: '1,4,8,16' },
+        'store-duration': { type: 'string', default: '5' },
         'k6-vus': { type: 'string', default: '20' },
         'k6-duration': { type: 'string', default: '10' },
         'cpu-prof': { type: 'boolean', default: false },
@@ -187,6 +194,15 @@ export async function benchCommand(argv: string[], log: Logger): Promise<number>
         results.http = await runHistory(ctx, { durationSec: 5, connections: 10 }, tag());
       });
     }
+    if (scenarios.has('store')) {
+      await attempt('store', async () => {
+        results.store = await runStore(log, {
+          backends: v['store-backends'].split(',').filter(Boolean).map((b) => parseMongoBackend(b, '--store-backends')),
+          batch: num(v['store-batch'], 'store-batch'), inflight: list(v['store-inflight'], 'store-inflight'),
+          durationMs: num(v['store-duration'], 'store-duration') * 1000,
+        });
+      });
+    }
     if (scenarios.has('k6')) {
       await attempt('k6', async () => {
         results.k6 = await runK6(ctx, { vus: num(v['k6-vus'], 'k6-vus'), durationMs: num(v['k6-duration'], 'k6-duration') * 1000, intervalMs: 100, rooms: 4, p99Ms: budgets.k6E2eP99Ms }, tag());
@@ -232,6 +248,10 @@ export async function benchCommand(argv: string[], log: Logger): Promise<number>
     console.log(`\nConnections: ${c.reached}/${c.target} in ${c.seconds.toFixed(1)} s, ${(c.rssPerConnBytes / 1024).toFixed(2)} KB RSS each; ${c.stopReason}`);
   }
   if (results.http) for (const h of results.http) console.log(`HTTP ${h.endpoint}: ${h.available ? `${h.reqPerSec} req/s, p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms` : h.note}`);
+  if (results.store) {
+    console.log(`\nStore (FerretDB insertMany, no Parley)\n${textTable(STORE_HEAD, storeRows(results.store.runs))}`);
+    for (const c of results.store.crash) console.log(`kill -9 ${c.backend}: ${c.found}/${c.acked} acknowledged documents after restart (${c.restartSec.toFixed(1)} s)`);
+  }
   if (results.k6) console.log(`k6: e2e p99 ${results.k6.e2eP99Ms} ms, exit ${results.k6.exitCode}`);
   console.log(`\nBudgets\n${textTable(BUDGET_HEAD, budgetRows(checks))}`);
   console.log(`\nreport: ${join(outDir, 'report.md')}`);

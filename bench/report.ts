@@ -5,6 +5,7 @@ import type { ConnectionsResult } from './scenarios/connections.js';
 import type { FanoutResult } from './scenarios/fanout.js';
 import type { HttpRun } from './scenarios/history.js';
 import type { K6Result } from './scenarios/k6.js';
+import type { StoreResult, StoreRun } from './scenarios/store.js';
 
 export interface Budgets {
   e2eP99Ms: number;
@@ -25,6 +26,7 @@ export interface Results {
   connections?: ConnectionsResult;
   http?: HttpRun[];
   k6?: K6Result;
+  store?: StoreResult;
   errors: Array<{ scenario: string; error: string }>;
 }
 
@@ -151,6 +153,13 @@ function procSummary(ps: Array<{ name: string; cpuSec: number }>): string {
   return ps.map((p) => `${p.name.replace(/-[A-Za-z0-9]+$/, '')} ${f(p.cpuSec, 1)}`).join(', ');
 }
 
+export const STORE_HEAD = ['backend', 'batch', 'in flight', 'docs/s', 'batch p50 ms', 'batch p99 ms', 'max ms', 'server CPU s'];
+
+export function storeRows(runs: StoreRun[]): string[][] {
+  return runs.map((r) => [r.backend, String(r.batch), String(r.inflight), String(r.docsPerSec), f(r.batchLatency.p50), f(r.batchLatency.p99),
+    f(r.batchLatency.max), procSummary(r.processes)]);
+}
+
 export const BUDGET_HEAD = ['budget', 'limit', 'measured', 'result', 'note'];
 
 export function budgetRows(cs: BudgetCheck[]): string[][] {
@@ -219,6 +228,12 @@ export function markdown(info: RunInfo, r: Results, checks: BudgetCheck[], plots
     parts.push('\n## k6 (bench/k6/chat.js)\n');
     parts.push(table(['e2e p50 ms', 'e2e p99 ms', 'ack p99 ms', 'delivered', 'acks', 'checks', 'k6 exit', 'thresholds'], [[
       f(k.e2eP50Ms), f(k.e2eP99Ms), f(k.ackP99Ms), String(k.delivered ?? 'n/a'), String(k.acks ?? 'n/a'), f(k.checksRate, 4), String(k.exitCode), k.thresholdsPassed ? 'PASS' : 'FAIL']]));
+  }
+  if (r.store) {
+    parts.push('\n## Store (FerretDB insertMany per backend, without Parley)\n');
+    parts.push(table(STORE_HEAD, storeRows(r.store.runs)));
+    parts.push(`\n${r.store.crash.map((c) => `- kill -9 of FerretDB and its backend (${c.backend}) under load: ${c.found} of ${c.acked} `
+      + `acknowledged documents there after the restart; back in ${f(c.restartSec, 1)} s`).join('\n')}`);
   }
   if (r.errors.length) {
     parts.push('\n## Errors\n');

@@ -81,6 +81,10 @@ export interface RecoveryConfig {
   historyMaxLimit: number;
   /** How long a gateway retries reading a gap from the stream before it tells the room's clients to recover. */
   gapRepairTimeoutMs: number;
+  /** Rooms whose newest messages a gateway keeps for history pages (0: every page from MongoDB); docs/decisions/0017. */
+  historyCacheRooms: number;
+  /** Newest messages kept per room for history pages; older pages come from MongoDB. */
+  historyCacheMessages: number;
 }
 
 export interface ChatConfig {
@@ -266,6 +270,8 @@ export function loadConfig(env: Env = process.env): Config {
       historyDefaultLimit: r.int('PARLEY_HISTORY_DEFAULT_LIMIT', 50, 1, 1_000),
       historyMaxLimit: r.int('PARLEY_HISTORY_MAX_LIMIT', 200, 1, 10_000),
       gapRepairTimeoutMs: r.int('PARLEY_GAP_REPAIR_TIMEOUT_MS', 10_000, 100, 600_000),
+      historyCacheRooms: r.int('PARLEY_HISTORY_CACHE_ROOMS', 1_000, 0, 1_000_000),
+      historyCacheMessages: r.int('PARLEY_HISTORY_CACHE_MESSAGES', 256, 1, 10_000),
     },
     chat: {
       consumer: r.str('PARLEY_CHAT_CONSUMER', 'chat-persist'),

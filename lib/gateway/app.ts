@@ -21,6 +21,7 @@ import { createFrameHandlers } from './handlers.js';
 import type { GatewayState } from './handlers.js';
 import { RoomFeed } from './rooms.js';
 import { registerRoutes } from './routes.js';
+import { createHistoryPages } from './history-cache.js';
 import { loadNativeUws } from './uws.js';
 
 export type { Gateway, GatewayDeps } from './deps.js';
@@ -92,7 +93,9 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   }, 1_000);
   expirySweep.unref();
 
-  const dispatch = createFrameHandlers({ d, rooms, reads, replies, state });
+  const pages = createHistoryPages({ reader: d.reader, store: d.store, reads },
+    { rooms: cfg.recovery.historyCacheRooms, messagesPerRoom: cfg.recovery.historyCacheMessages });
+  const dispatch = createFrameHandlers({ d, rooms, reads, pages, replies, state });
 
   app.ws<Conn>('/ws', {
     compression: uws.DISABLED,
@@ -188,7 +191,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     },
   });
 
-  registerRoutes(app, d, reads, () => {
+  registerRoutes(app, d, pages, () => {
     const natsUp = d.nats.connected();
     const redisUp = sub.ready();
     // `draining` in the body: its documented name (README), meaning this gateway is shutting down.

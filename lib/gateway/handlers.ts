@@ -9,6 +9,7 @@ import type { Conn, Replies, Ws } from './connection.js';
 import { removeFrom } from './connection.js';
 import type { GatewayDeps } from './deps.js';
 import { readPage } from './history.js';
+import type { HistoryPages } from './history-cache.js';
 import { replay } from './replay.js';
 import { sendOnce } from './send.js';
 import type { RoomFeed } from './rooms.js';
@@ -25,6 +26,8 @@ export interface HandlerContext {
   d: GatewayDeps;
   rooms: RoomFeed;
   reads: ReadGate;
+  /** History pages (history-cache.ts). */
+  pages: HistoryPages;
   replies: Replies;
   state: GatewayState;
 }
@@ -146,7 +149,7 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
       const wait = await d.limiter.admitHistory(c.user, c.ip);
       if (c.closed) return;
       if (wait > 0) return reject(ws, 'RATE_LIMITED', 'history rate limit exceeded', f.room, wait);
-      const page = await readPage(d.store, reads, f.room, f.before, limit, () => !c.closed);
+      const page = await readPage(x.pages, f.room, f.before, limit, () => !c.closed);
       send(ws, historyFrame(f.room, page.messages, page.more));
     } catch (err) {
       readFailed(ws, err, 'history', f.room);

@@ -8,15 +8,15 @@ import type { Logger } from '../observability/index.js';
 import { ROOM_ID } from '../protocol/index.js';
 import type { StoredMessage } from '../protocol/index.js';
 import type { SendLimiter } from '../limits/index.js';
-import type { MessageStore, ReadGate } from '../store/index.js';
 import { ClientGoneError, StorageBusyError } from '../store/index.js';
+import type { HistoryPages } from './history-cache.js';
 
 export interface HistoryDeps {
   cfg: Config;
   log: Logger;
   auth: Authenticator;
-  store: MessageStore;
-  reads: ReadGate;
+  /** Recent pages from the gateway's room tails, older ones from MongoDB through the read gate (history-cache.ts). */
+  pages: HistoryPages;
   limiter: SendLimiter;
   json(res: HttpResponse, status: string, body: unknown, headers?: Record<string, string>): void;
 }
@@ -25,12 +25,12 @@ const fail = (code: string, message: string) => ({ error: { code, message } });
 
 /**
  * One page of a room's history, newest first, for WebSocket `history` and this endpoint alike: reads one more than
- * `limit` through the read gate to learn whether there is more.
+ * `limit` to learn whether there is more (MongoDB reads go through the read gate).
  */
 export async function readPage(
-  store: MessageStore, reads: ReadGate, room: string, before: number | undefined, limit: number, alive: () => boolean,
+  pages: HistoryPages, room: string, before: number | undefined, limit: number, alive: () => boolean,
 ): Promise<{ messages: StoredMessage[]; more: boolean }> {
-  const page = await reads.run(() => store.page(room, before, limit + 1), alive);
+  const page = await pages.page(room, before, limit + 1, alive);
   const more = page.length > limit;
   return { messages: more ? page.slice(0, limit) : page, more };
 }
@@ -63,7 +63,7 @@ export function handleHistoryRequest(res: HttpResponse, req: HttpRequest, d: His
   d.limiter.admitHistory(id.user, ip).then(async (wait) => {
     if (aborted) return;
     if (wait > 0) return d.json(res, '429 Too Many Requests', fail('RATE_LIMITED', 'history rate limit exceeded'), retryAfter(wait));
-    const { messages, more } = await readPage(d.store, d.reads, room, before, limit, () => !aborted);
+    const { messages, more } = await readPage(d.pages, room, before, limit, () => !aborted);
     if (aborted) return;
     d.json(res, '200 OK', { room, messages, more, next: more ? messages[messages.length - 1]!.seq : null });
   }).catch((err: unknown) => {

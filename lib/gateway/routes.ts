@@ -6,14 +6,14 @@ import type { GatewayDeps } from './deps.js';
 import { handleHistoryRequest } from './history.js';
 import { probeResponse } from '../observability/index.js';
 import type { OpsResponse, Readiness } from '../observability/index.js';
-import type { ReadGate } from '../store/index.js';
+import type { HistoryPages } from './history-cache.js';
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const STATUS_LINE: Record<OpsResponse['status'], string> = {
   200: '200 OK', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 
-export function registerRoutes(app: TemplatedApp, d: GatewayDeps, reads: ReadGate, readiness: () => Readiness): void {
+export function registerRoutes(app: TemplatedApp, d: GatewayDeps, pages: HistoryPages, readiness: () => Readiness): void {
   const json = (res: HttpResponse, status: string, body: unknown, headers?: Record<string, string>): void => {
     res.cork(() => {
       res.writeStatus(status);
@@ -40,7 +40,7 @@ export function registerRoutes(app: TemplatedApp, d: GatewayDeps, reads: ReadGat
   probe('/healthz');
   probe('/readyz');
   app.get('/rooms/:room/messages', (res, req) => handleHistoryRequest(res, req, {
-    cfg: d.cfg, log: d.log, auth: d.auth, store: d.store, reads, limiter: d.limiter, json,
+    cfg: d.cfg, log: d.log, auth: d.auth, pages, limiter: d.limiter, json,
   }));
   app.any('/*', (res, req) => {
     if (req.getMethod() === 'head') {

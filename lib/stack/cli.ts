@@ -8,8 +8,9 @@ import { StackError } from './errors.js';
 import { ensureFerretdb, ensureK6, ensureNatsServer, ensureRedis } from './install.js';
 import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
-import { launchFerretdb, launchNats, launchRedis, type StackEnv } from './services.js';
-import { stackSettings, type StackSettings } from './settings.js';
+import { ensurePostgres } from './postgres.js';
+import { launchFerretdb, launchNats, launchRedis, type FerretdbService, type StackEnv } from './services.js';
+import { DEFAULT_MONGO_BACKEND, parseMongoBackend, stackSettings, type StackSettings } from './settings.js';
 import { pidAlive, sleep } from './util.js';
 
 const SERVICES: readonly ServiceName[] = ['nats', 'redis', 'ferretdb'];
@@ -32,12 +33,19 @@ interface PidsFile {
   version: 1;
   startedAt: string;
   services: Partial<Record<ServiceName, ServiceRecord>>;
+  /** The PostgreSQL behind FerretDB (mongo backend `postgresql`): stopped after FerretDB, restarted with it. */
+  backend?: ServiceRecord;
 }
 
 const USAGE = `usage: parley stack <command>
 
-  install [--k6]  build or find the server binaries (cached in $PARLEY_CACHE_DIR or ~/.cache/parley)
-  up              start NATS (JetStream), Redis and FerretDB on free ports of 127.0.0.1, in the background
+  install [--k6] [--mongo-backend sqlite|postgresql]
+                  build or find the server binaries (cached in $PARLEY_CACHE_DIR or ~/.cache/parley); with the
+                  postgresql backend, install Debian's postgresql too (apt-get, as root)
+  up [--mongo-backend sqlite|postgresql]
+                  start NATS (JetStream), Redis and FerretDB on free ports of 127.0.0.1, in the background;
+                  FerretDB stores into SQLite files, or into a PostgreSQL cluster the stack starts too
+                  (default: PARLEY_STACK_MONGO_BACKEND, else ${DEFAULT_MONGO_BACKEND})
   down            stop the servers that \`up\` started
   status          show whether each server runs and answers
   env             print NATS_URL, REDIS_URL and MONGO_URL of the running stack (.parley/stack.env)`;
@@ -45,8 +53,8 @@ const USAGE = `usage: parley stack <command>
 /** Runs `parley stack …`; returns the process exit code. Human output goes to stdout, errors to stderr. */
 export async function stackCommand(argv: string[], log: Logger): Promise<number> {
   const [cmd, ...rest] = argv;
-  const settings = stackSettings();
   try {
+    const settings = withBackendFlag(stackSettings(), rest);
     switch (cmd) {
       case 'install': return await install(settings, log, rest.includes('--k6'));
       case 'up': return await up(settings, log);
@@ -65,6 +73,15 @@ export async function stackCommand(argv: string[], log: Logger): Promise<number>
     log.debug({ err, code: err.code }, 'stack command failed');
     return err.code === 'BAD_USAGE' ? 2 : 1;
   }
+}
+
+/** `--mongo-backend <name>` or `--mongo-backend=<name>` overrides PARLEY_STACK_MONGO_BACKEND. */
+function withBackendFlag(settings: StackSettings, args: string[]): StackSettings {
+  const i = args.findIndex((a) => a === '--mongo-backend' || a.startsWith('--mongo-backend='));
+  if (i < 0) return settings;
+  const arg = args[i]!;
+  const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : args[i + 1];
+  return { ...settings, mongoBackend: parseMongoBackend(value, '--mongo-backend') };
 }
 
 /**
@@ -94,6 +111,7 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
     ['ferretdb', ensureFerretdb(log, settings)],
   ];
   if (k6) jobs.push(['k6', ensureK6(log, settings)]);
+  if (settings.mongoBackend === 'postgresql' && !settings.ferretdbPostgresqlUrl) jobs.push(['postgresql', ensurePostgres(log, settings)]);
   const results = await Promise.allSettled(jobs.map(([, p]) => p));
   let failed: unknown;
   results.forEach((r, i) => {
@@ -115,10 +133,12 @@ async function up(settings: StackSettings, log: Logger): Promise<number> {
     const rec = previous?.services[name];
     if (rec && (await isOurs(rec)) && (await answers(PROBE[name], rec.url, 1500))) {
       next.services[name] = rec;
+      if (name === 'ferretdb' && previous?.backend) next.backend = previous.backend;
       continue;
     }
     // Running but not answering (hung), or gone: stop what is still ours and start it afresh.
     if (rec && (await isOurs(rec))) await stopPid(rec, log);
+    if (name === 'ferretdb' && previous?.backend && (await isOurs(previous.backend))) await stopPid(previous.backend, log);
     toStart.push(name);
   }
   if (toStart.length > 0) {
@@ -128,7 +148,9 @@ async function up(settings: StackSettings, log: Logger): Promise<number> {
     );
     launched.forEach((r, i) => {
       const name = toStart[i] as ServiceName;
-      if (r.status === 'fulfilled') next.services[name] = r.value;
+      if (r.status !== 'fulfilled') return;
+      next.services[name] = r.value.service;
+      if (r.value.backend) next.backend = r.value.backend;
     });
     // Record what runs even when something failed, so `down` can stop it.
     await writeState(settings.stateDir, next);
@@ -141,18 +163,23 @@ async function up(settings: StackSettings, log: Logger): Promise<number> {
   return 0;
 }
 
-async function launchDetached(name: ServiceName, settings: StackSettings, log: Logger, port?: number): Promise<ServiceRecord> {
+async function launchDetached(
+  name: ServiceName, settings: StackSettings, log: Logger, port?: number,
+): Promise<{ service: ServiceRecord; backend?: ServiceRecord }> {
   const logFile = join(settings.stateDir, 'logs', `${name}.log`);
   const dataDir = join(settings.dataDir, name);
   const binary = name === 'nats' ? await ensureNatsServer(log, settings)
     : name === 'redis' ? await ensureRedis(log, settings) : await ensureFerretdb(log, settings);
-  const start = (p: number | undefined): Promise<ManagedService> => {
+  const backendLog = join(settings.stateDir, 'logs', 'postgres.log');
+  const start = (p: number | undefined): Promise<FerretdbService> => {
     const common = { log, detached: true, logFile, port: p, binary };
     if (name === 'nats') return launchNats({ ...common, storeDir: dataDir });
     if (name === 'redis') return launchRedis({ ...common, dir: dataDir });
-    return launchFerretdb({ ...common, dataDir, postgresqlUrl: settings.ferretdbPostgresqlUrl });
+    return launchFerretdb({
+      ...common, dataDir, postgresqlUrl: settings.ferretdbPostgresqlUrl, backend: settings.mongoBackend, backendLogFile: backendLog,
+    });
   };
-  let service: ManagedService;
+  let service: FerretdbService;
   try {
     // The same port as last time keeps URLs already exported in shells valid.
     service = await start(port);
@@ -161,7 +188,13 @@ async function launchDetached(name: ServiceName, settings: StackSettings, log: L
     log.info({ service: name, port, err }, 'previous port unavailable; picking a new one');
     service = await start(undefined);
   }
-  return { pid: service.pid as number, port: service.port, url: service.url, binary, dataDir, logFile };
+  const record = (m: ManagedService, bin: string, data: string, logs: string): ServiceRecord =>
+    ({ pid: m.pid as number, port: m.port, url: m.url, binary: bin, dataDir: data, logFile: logs });
+  const pg = service.backend;
+  return {
+    service: record(service, binary, dataDir, logFile),
+    backend: pg && record(pg, join(await ensurePostgres(log, settings), 'postgres'), join(dataDir, 'postgres'), backendLog),
+  };
 }
 
 async function down(settings: StackSettings, log: Logger): Promise<number> {
@@ -181,6 +214,12 @@ async function down(settings: StackSettings, log: Logger): Promise<number> {
     } else {
       console.log(`${name.padEnd(9)} pid ${rec.pid} now runs another program; left alone`);
     }
+  }
+  // PostgreSQL last: FerretDB, its only client, is gone by now.
+  const pg = pids.backend;
+  if (pg && pidAlive(pg.pid) && (await isOurs(pg))) {
+    await stopPid(pg, log);
+    console.log(`${'postgres'.padEnd(9)} stopped (pid ${pg.pid})`);
   }
   await rm(join(settings.stateDir, ENV_FILE), { force: true });
   await rm(join(settings.stateDir, PIDS_FILE), { force: true });
@@ -207,6 +246,11 @@ async function status(settings: StackSettings): Promise<number> {
     healthy &&= ok;
     const state = ok ? 'healthy' : alive ? 'not answering' : 'not running';
     console.log(`${name.padEnd(9)} ${state.padEnd(14)} pid ${String(rec.pid).padEnd(8)} ${rec.url}`);
+  }
+  if (pids.backend) {
+    const alive = pidAlive(pids.backend.pid) && (await isOurs(pids.backend));
+    healthy &&= alive;
+    console.log(`${'postgres'.padEnd(9)} ${(alive ? 'running' : 'not running').padEnd(14)} pid ${String(pids.backend.pid).padEnd(8)} ${pids.backend.url}`);
   }
   return healthy ? 0 : 1;
 }

@@ -8,6 +8,8 @@ export type StackErrorCode =
   | 'BUILD_FAILED'
   /** redis-server is not installed and could not be installed with apt-get. */
   | 'REDIS_MISSING'
+  /** PostgreSQL (for FerretDB's postgresql backend) is not installed and could not be installed with apt-get. */
+  | 'POSTGRES_MISSING'
   /** Another process held the build lock for too long. */
   | 'LOCK_TIMEOUT'
   /** The server process exited before it answered. */

@@ -4,13 +4,17 @@ export { ensureFerretdb, ensureK6, ensureNatsServer, ensureRedis } from './insta
 export { freePort } from './process.js';
 export { answers, probeMongo, probeNats, probeRedis } from './probe.js';
 export { launchFerretdb, launchNats, launchRedis, startStack } from './services.js';
-export { FERRETDB_VERSION, K6_VERSION, NATS_SERVER_VERSION, stackSettings } from './settings.js';
+export { ensurePostgres, launchPostgres } from './postgres.js';
+export {
+  DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, K6_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
+} from './settings.js';
 export { readStackEnv, stackCommand } from './cli.js';
 
 export type { StackErrorCode } from './errors.js';
 export type { ManagedService, ServiceName } from './process.js';
 export type { ProbeKind } from './probe.js';
 export type {
-  FerretdbOptions, NatsOptions, RedisOptions, Stack, StackEnv, StartStackOptions,
+  FerretdbOptions, FerretdbService, NatsOptions, RedisOptions, Stack, StackEnv, StartStackOptions,
 } from './services.js';
-export type { StackSettings } from './settings.js';
+export type { PostgresOptions } from './postgres.js';
+export type { MongoBackend, StackSettings } from './settings.js';

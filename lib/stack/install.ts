@@ -2,7 +2,7 @@
 import { chmod, cp, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
-import { StackError } from './errors.js';
+import { StackError, type StackErrorCode } from './errors.js';
 import { withLock } from './lock.js';
 import { FERRETDB_VERSION, K6_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings } from './settings.js';
 import { findExecutable, isExecutable, run } from './util.js';
@@ -45,20 +45,36 @@ export async function ensureFerretdb(log: Logger, settings = stackSettings()): P
 
 /** Debian's redis-server; installed with apt-get when missing and we are root. */
 export async function ensureRedis(log: Logger, settings = stackSettings()): Promise<string> {
-  const found = await findExecutable('redis-server', REDIS_DIRS);
+  const find = (): Promise<string | undefined> => findExecutable('redis-server', REDIS_DIRS);
+  return ensureAptPackage(settings, log, {
+    pkg: 'redis-server', code: 'REDIS_MISSING', find,
+    hint: 'redis-server was not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y redis-server`, '
+      + 'macOS: `brew install redis`), or point Parley at a Redis you run with REDIS_URL, or run `docker compose up`.',
+  });
+}
+
+export interface AptPackage {
+  pkg: string;
+  code: StackErrorCode;
+  /** Finds what the package installs (a binary's path); undefined when it is missing. */
+  find(): Promise<string | undefined>;
+  /** The error message when it is missing and cannot be installed here. */
+  hint: string;
+}
+
+/** What `p.find()` finds, after installing `p.pkg` with apt-get (once, under a lock) when it is missing and we are root. */
+export async function ensureAptPackage(settings: StackSettings, log: Logger, p: AptPackage): Promise<string> {
+  const found = await p.find();
   if (found) return found;
   const apt = await findExecutable('apt-get', ['/usr/bin']);
-  if (!apt || process.getuid?.() !== 0) {
-    throw new StackError('REDIS_MISSING',
-      'redis-server was not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y redis-server`, '
-      + 'macOS: `brew install redis`), or point Parley at a Redis you run with REDIS_URL, or run `docker compose up`.');
-  }
-  return withLock(join(settings.cacheDir, 'locks', 'redis-apt'), log, async () => {
-    const again = await findExecutable('redis-server', REDIS_DIRS);
+  if (!apt || process.getuid?.() !== 0) throw new StackError(p.code, p.hint);
+  await mkdir(join(settings.cacheDir, 'locks'), { recursive: true });
+  return withLock(join(settings.cacheDir, 'locks', `${p.pkg}-apt`), log, async () => {
+    const again = await p.find();
     if (again) return again;
-    log.info('installing redis-server with apt-get (one-time)');
+    log.info({ package: p.pkg }, 'installing with apt-get (one-time)');
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = ['install', '-y', '--no-install-recommends', 'redis-server'];
+    const install = ['install', '-y', '--no-install-recommends', p.pkg];
     try {
       await run(apt, install, { env });
     } catch {
@@ -67,11 +83,12 @@ export async function ensureRedis(log: Logger, settings = stackSettings()): Prom
         await run(apt, ['update'], { env });
         await run(apt, install, { env });
       } catch (err) {
-        throw new StackError('REDIS_MISSING', `apt-get could not install redis-server: ${(err as Error).message}`, { cause: err });
+        throw new StackError(p.code, `apt-get could not install ${p.pkg}: ${(err as Error).message}`, { cause: err });
       }
     }
-    const installed = await findExecutable('redis-server', REDIS_DIRS);
-    if (!installed) throw new StackError('REDIS_MISSING', 'apt-get installed redis-server but the binary was not found');
+    const installed = await p.find();
+    if (!installed) throw new StackError(p.code, `apt-get installed ${p.pkg} but it was not found`);
+    log.info({ package: p.pkg }, 'installed with apt-get');
     return installed;
   });
 }

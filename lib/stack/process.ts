@@ -8,10 +8,12 @@ import { StackError } from './errors.js';
 import { OutputTail, sleep } from './util.js';
 
 export type ServiceName = 'nats' | 'redis' | 'ferretdb';
+/** Servers the stack runs for another one (PostgreSQL behind FerretDB's postgresql backend). */
+export type BackendName = 'postgres';
 
 /** A server started by the stack. `start()` again after `stop()`/`kill()` reuses the same port and data. */
 export interface ManagedService {
-  readonly name: ServiceName;
+  readonly name: ServiceName | BackendName;
   readonly url: string;
   readonly port: number;
   /** The pid of the running process, undefined while stopped. */
@@ -29,7 +31,7 @@ export interface ManagedService {
 }
 
 export interface ServiceSpec {
-  name: ServiceName;
+  name: ServiceName | BackendName;
   binary: string;
   /** Arguments for a start on `port`; called before every start. */
   args(port: number): Promise<string[]>;
@@ -37,6 +39,9 @@ export interface ServiceSpec {
   /** Resolves when the server at `url` answers. */
   probe(url: string, timeoutMs: number): Promise<void>;
   env?: NodeJS.ProcessEnv;
+  /** Run as this user and group (PostgreSQL refuses to run as root). */
+  uid?: number;
+  gid?: number;
   readyTimeoutMs: number;
   stopTimeoutMs: number;
   /** Survive the parent: own session, output to `logFile`, not killed when the parent exits. */
@@ -94,7 +99,7 @@ class NativeService implements ManagedService {
 
   constructor(private readonly spec: ServiceSpec, readonly port: number) {}
 
-  get name(): ServiceName { return this.spec.name; }
+  get name(): ServiceName | BackendName { return this.spec.name; }
   get url(): string { return this.spec.url(this.port); }
   get running(): boolean {
     const c = this.#child;
@@ -118,6 +123,8 @@ class NativeService implements ManagedService {
       detached: spec.detached,
       stdio: ['ignore', out, out],
       env: spec.env ?? process.env,
+      uid: spec.uid,
+      gid: spec.gid,
     });
     if (typeof out === 'number') closeSync(out);
     this.#child = child;

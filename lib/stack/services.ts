@@ -6,7 +6,8 @@ import type { Logger } from '../observability/logger.js';
 import { ensureFerretdb, ensureNatsServer, ensureRedis } from './install.js';
 import { probeMongo, probeNats, probeRedis } from './probe.js';
 import { freePort, launch, type ManagedService, type ServiceName } from './process.js';
-import { stackSettings } from './settings.js';
+import { launchPostgres } from './postgres.js';
+import { stackSettings, type MongoBackend } from './settings.js';
 
 interface CommonOptions {
   /** Fixed port; default: a free port on 127.0.0.1, kept across restarts of the handle. */
@@ -25,7 +26,17 @@ export interface FerretdbOptions extends CommonOptions {
   dataDir: string;
   /** Use the PostgreSQL backend at this URL instead of SQLite files under dataDir. */
   postgresqlUrl?: string;
+  /**
+   * `postgresql` without `postgresqlUrl`: start a PostgreSQL cluster of its own under <dataDir>/postgres too; the
+   * handle then starts, stops and kills both (FerretDB first). Default `sqlite`.
+   */
+  backend?: MongoBackend;
+  /** Where the PostgreSQL started for `backend: 'postgresql'` writes its output when detached. */
+  backendLogFile?: string;
 }
+
+/** A FerretDB handle that owns the PostgreSQL it runs on (`backend` undefined for SQLite or an external server). */
+export type FerretdbService = ManagedService & { readonly backend?: ManagedService };
 
 const STOP_TIMEOUT_MS = 10_000;
 const silent = (): Logger => pino({ enabled: false });
@@ -70,7 +81,45 @@ export async function launchRedis(opts: RedisOptions): Promise<ManagedService> {
   }, opts.port);
 }
 
-export async function launchFerretdb(opts: FerretdbOptions): Promise<ManagedService> {
+export async function launchFerretdb(opts: FerretdbOptions): Promise<FerretdbService> {
+  if (opts.backend !== 'postgresql' || opts.postgresqlUrl) return launchFerretdbOn(opts);
+  const log = opts.log ?? silent();
+  const pg = await launchPostgres({
+    dataDir: join(resolve(opts.dataDir), 'postgres'), log, detached: opts.detached ?? false, logFile: opts.backendLogFile,
+  });
+  try {
+    return withBackend(await launchFerretdbOn({ ...opts, postgresqlUrl: pg.url }), pg);
+  } catch (err) {
+    await pg.stop();
+    throw err;
+  }
+}
+
+/** FerretDB in front of the server it stores into: started after it, stopped and killed before it. */
+function withBackend(front: ManagedService, backend: ManagedService): FerretdbService {
+  return {
+    backend,
+    get name() { return front.name; },
+    get url() { return front.url; },
+    get port() { return front.port; },
+    get pid() { return front.pid; },
+    get running() { return front.running && backend.running; },
+    async start() {
+      await backend.start();
+      await front.start();
+    },
+    async stop() {
+      await front.stop();
+      await backend.stop();
+    },
+    async kill(signal) {
+      await front.kill(signal);
+      await backend.kill(signal);
+    },
+  };
+}
+
+async function launchFerretdbOn(opts: FerretdbOptions): Promise<ManagedService> {
   const log = opts.log ?? silent();
   const dataDir = resolve(opts.dataDir);
   const sqliteDir = join(dataDir, 'sqlite');
@@ -127,6 +176,8 @@ export interface StartStackOptions {
   /** Keep the servers running after this process exits; their output goes to <dir>/logs/<name>.log. */
   detached?: boolean;
   ports?: Partial<Record<ServiceName, number>>;
+  /** FerretDB's backend; default: the settings' (PARLEY_STACK_MONGO_BACKEND). */
+  mongoBackend?: MongoBackend;
 }
 
 export async function startStack(opts: StartStackOptions): Promise<Stack> {
@@ -146,6 +197,7 @@ export async function startStack(opts: StartStackOptions): Promise<Stack> {
     launchRedis({ ...common('redis'), binary: redis, dir: join(dir, 'redis') }),
     launchFerretdb({
       ...common('ferretdb'), binary: ferretdb, dataDir: join(dir, 'ferretdb'), postgresqlUrl: settings.ferretdbPostgresqlUrl,
+      backend: opts.mongoBackend ?? settings.mongoBackend, backendLogFile: detached ? join(logDir, 'postgres.log') : undefined,
     }),
   ]);
   const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

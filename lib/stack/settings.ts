@@ -1,11 +1,16 @@
 // The stack's settings: the one place in lib/stack that reads the environment.
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { StackError } from './errors.js';
 
 /** Pinned versions of what the stack builds; bumping one invalidates nothing else in the cache. */
 export const NATS_SERVER_VERSION = 'v2.14.9';
 export const FERRETDB_VERSION = 'v1.24.2';
 export const K6_VERSION = 'v1.8.1';
+
+export const MONGO_BACKENDS = ['sqlite', 'postgresql'] as const;
+export type MongoBackend = (typeof MONGO_BACKENDS)[number];
+export const DEFAULT_MONGO_BACKEND: MongoBackend = 'sqlite';
 
 export interface StackSettings {
   /** Where binaries are built and cached, outside any repository. */
@@ -14,8 +19,13 @@ export interface StackSettings {
   stateDir: string;
   /** Data of the services started by `parley stack up`. */
   dataDir: string;
-  /** Use FerretDB's PostgreSQL backend instead of SQLite when set. */
+  /** Use FerretDB's PostgreSQL backend at this URL (a server you run) instead of SQLite when set. */
   ferretdbPostgresqlUrl: string | undefined;
+  /**
+   * FerretDB's backend when the stack starts it: `sqlite` (files under its data dir) or `postgresql` (a PostgreSQL
+   * cluster the stack starts too). PARLEY_STACK_MONGO_BACKEND; docs/decisions/0016 says why the default is what it is.
+   */
+  mongoBackend: MongoBackend;
   /** An explicit Go binary; otherwise PATH, then /usr/local/go/bin/go. */
   goBinary: string | undefined;
 }
@@ -29,10 +39,18 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env, cwd = proces
     stateDir,
     dataDir: resolve(cwd, nonEmpty(env.PARLEY_STACK_DIR) ?? join(stateDir, 'data')),
     ferretdbPostgresqlUrl: nonEmpty(env.PARLEY_STACK_FERRETDB_POSTGRESQL_URL),
+    mongoBackend: parseMongoBackend(nonEmpty(env.PARLEY_STACK_MONGO_BACKEND), 'PARLEY_STACK_MONGO_BACKEND'),
     goBinary: nonEmpty(env.PARLEY_GO),
   };
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
+}
+
+/** A FerretDB backend name, or the default when undefined; `source` names the variable or flag in the error. */
+export function parseMongoBackend(v: string | undefined, source: string): MongoBackend {
+  if (v === undefined) return DEFAULT_MONGO_BACKEND;
+  if ((MONGO_BACKENDS as readonly string[]).includes(v)) return v as MongoBackend;
+  throw new StackError('BAD_USAGE', `${source}: expected ${MONGO_BACKENDS.join(' or ')}, got ${JSON.stringify(v)}`);
 }

@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import type { StartedTestContainer } from 'testcontainers';
 import type { Logger } from '../../lib/observability/logger.js';
 import {
-  freePort, launchFerretdb, launchNats, launchRedis, probeMongo, probeNats, probeRedis, type ManagedService,
+  freePort, launchFerretdb, launchNats, launchRedis, probeMongo, probeNats, probeRedis, stackSettings, type ManagedService,
+  type MongoBackend,
 } from '../../lib/stack/index.js';
 import { dockerAvailable } from './docker.js';
 import { until } from './wait.js';
@@ -34,6 +35,8 @@ export interface ServiceHandle {
 export interface ProvideOptions {
   /** A server of the suite's own even when NATS_URL & co. are set: needed to stop or kill it. */
   dedicated?: boolean;
+  /** Native FerretDB's backend; default PARLEY_STACK_MONGO_BACKEND, else the stack's default. */
+  mongoBackend?: MongoBackend;
 }
 
 type Kind = 'nats' | 'redis' | 'mongo';
@@ -71,7 +74,7 @@ async function provide(kind: Kind, opts: ProvideOptions): Promise<ServiceHandle>
   const fromEnv = process.env[ENV_VAR[kind]];
   if (!opts.dedicated && fromEnv) return envHandle(kind, fromEnv);
   if (await containersUsable()) return containerHandle(kind);
-  return nativeHandle(kind);
+  return nativeHandle(kind, opts.mongoBackend ?? stackSettings().mongoBackend);
 }
 
 let usable: Promise<boolean> | undefined;
@@ -98,14 +101,14 @@ function envHandle(kind: Kind, url: string): ServiceHandle {
   return { url, source: 'env', stop: refuse, start: refuse, kill: refuse, freeze: refuse, thaw: refuse, close: async () => {} };
 }
 
-async function nativeHandle(kind: Kind): Promise<ServiceHandle> {
+async function nativeHandle(kind: Kind, mongoBackend: MongoBackend): Promise<ServiceHandle> {
   const dir = await mkdtemp(join(tmpdir(), `parley-${kind}-`));
   let service: ManagedService;
   try {
     const l = log();
     service = kind === 'nats' ? await launchNats({ storeDir: dir, log: l })
       : kind === 'redis' ? await launchRedis({ dir, log: l })
-        : await launchFerretdb({ dataDir: dir, log: l });
+        : await launchFerretdb({ dataDir: dir, log: l, backend: mongoBackend });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
