@@ -1,5 +1,6 @@
 // The one place that reads the environment: typed, defaulted for a laptop, validated at start-up.
 import { readFileSync, existsSync } from 'node:fs';
+import { formatRedisTarget, parseRedisTarget } from '../redis/target.js';
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, message: string, options?: ErrorOptions) {
@@ -152,6 +153,7 @@ export interface Config {
   /** How long a rendering of /metrics is reused (scrapes are cheap however often they come). */
   metricsCacheMs: number;
   natsUrl: string;
+  /** One Redis, or a Redis Cluster as `redis+cluster://host:port,host:port` (REDIS_CLUSTER=1 turns a list into that). */
   redisUrl: string;
   mongoUrl: string;
   mongoDb: string;
@@ -218,7 +220,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: r.int('PARLEY_METRICS_PORT', 9464, 0, 65535),
     metricsCacheMs: r.int('PARLEY_METRICS_CACHE_MS', 1_000, 0, 60_000),
     natsUrl: r.url('NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
-    redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisUrl: redisUrl(r),
     mongoUrl: r.url('MONGO_URL', 'mongodb://127.0.0.1:27017', ['mongodb:', 'mongodb+srv:']),
     mongoDb,
     redisPrefix,
@@ -317,6 +319,17 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   return cfg;
+}
+
+/** REDIS_URL, validated; with REDIS_CLUSTER=1 (or a redis+cluster:// URL) the Redis Cluster form of it. */
+function redisUrl(r: Reader): string {
+  const raw = r.str('REDIS_URL', 'redis://127.0.0.1:6379');
+  const cluster = r.bool('REDIS_CLUSTER', false);
+  try {
+    return formatRedisTarget(parseRedisTarget(raw, cluster));
+  } catch (cause) {
+    throw new ConfigError('REDIS_URL', (cause as Error).message, { cause });
+  }
 }
 
 function readPem(value: string): string {

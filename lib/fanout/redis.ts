@@ -1,4 +1,5 @@
-// Redis Pub/Sub between the chat service (publisher) and every gateway (subscribers), one channel per room.
+// Redis Pub/Sub between the chat service (publisher) and every gateway (subscribers), one channel per room: plain
+// Pub/Sub on one Redis, sharded Pub/Sub (SPUBLISH/SSUBSCRIBE, each room on its channel's shard) on a Redis Cluster.
 // The connections come from lib/redis, built by the caller.
 import type { RoomId } from '../protocol/index.js';
 import type { RedisConnection, RedisKeys, RedisSubscriber } from '../redis/index.js';
@@ -25,10 +26,8 @@ export function createFanoutPublisher(redis: RedisConnection, keys: RedisKeys): 
   return {
     async publish(items) {
       if (items.length === 0) return;
-      const pipe = redis.client.multi();
-      for (const it of items) pipe.publish(keys.roomChannel(it.room), it.payload);
       try {
-        await pipe.execAsPipeline();
+        await redis.publishEach(items.map((it) => [keys.roomChannel(it.room), it.payload] as const));
       } catch (err) {
         throw new Error('redis publish failed', { cause: err });
       }
@@ -52,8 +51,8 @@ export function createFanoutSubscriber(sub: RedisSubscriber, keys: RedisKeys): F
       onMessage = handler;
       sub.onReconnect(onResubscribed);
     },
-    subscribe: (room) => sub.subscribe(keys.roomChannel(room), listener),
-    unsubscribe: (room) => sub.unsubscribe(keys.roomChannel(room)),
+    subscribe: (room) => sub.subscribeSharded(keys.roomChannel(room), listener),
+    unsubscribe: (room) => sub.unsubscribeSharded(keys.roomChannel(room)),
     ready: sub.ready,
   };
 }

@@ -45,7 +45,7 @@ export function createConnectionAdmission(keys: RedisKeys, cfg: AdmissionConfig)
       const args: ScriptArg[] = [cfg.maxPerUser, cfg.maxPerIp, force ? '1' : '0'];
       pushCharge(args, 1, 'm', cfg.connectPerUser, 1);
       pushCharge(args, 2, 'm', cfg.connectPerIp, 1);
-      return { keys: [keys.rate('connect-user', user), keys.rate('connect-ip', ip)], args };
+      return { keys: [keys.connectRate('user', user), keys.connectRate('ip', ip)], args };
     },
     refusal(status, waitMs) {
       if (status === 1) return undefined;

@@ -77,6 +77,8 @@ class GatewayPresenceImpl implements GatewayPresence {
   private readonly typingGate: Throttle;
   /** The names the presence scripts build while they run (lib/redis keys.ts); the first ARGV of each. */
   private readonly names: readonly string[];
+  /** KEYS of the scripts that take none of their own: routes them to the presence slot on a Redis Cluster. */
+  private readonly slot: readonly string[];
   private readonly gw: string;
   private readonly sessionTtlMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -95,6 +97,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     private readonly log: Logger,
   ) {
     this.names = keys.scriptNames;
+    this.slot = [keys.presenceSlot];
     this.gw = cfg.gatewayId;
     this.typingGate = new Throttle(cfg.presence.typingIntervalMs);
     // A session key outlives one missed heartbeat; the presence service deletes it when it reaps the gateway.
@@ -103,7 +106,7 @@ class GatewayPresenceImpl implements GatewayPresence {
 
   async start(): Promise<void> {
     // Whatever a previous process with this gateway id left behind is stale: undo it before registering.
-    await this.scripts.run('gatewayReset', [], [...this.names, this.gw, this.cfg.presence.graceMs]);
+    await this.scripts.run('gatewayReset', this.slot, [...this.names, this.gw, this.cfg.presence.graceMs]);
     await this.heartbeat();
     const every = Math.max(50, Math.floor(this.cfg.presence.gatewayTtlMs / 3));
     const tick = (): void => {
@@ -143,7 +146,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     this.sessions.delete(session);
     this.admission.closed(s.user, s.ip);
     if (!this.ready()) return this.markDirty();
-    this.scripts.run('sessionClose', [], [...this.names, this.gw, session, this.cfg.presence.graceMs, ...s.rooms])
+    this.scripts.run('sessionClose', this.slot, [...this.names, this.gw, session, this.cfg.presence.graceMs, ...s.rooms])
       .catch((err: unknown) => this.markDirty(err));
   }
 
@@ -205,7 +208,7 @@ class GatewayPresenceImpl implements GatewayPresence {
     await this.beating;
     try {
       // Connections were closed cleanly before this; the reset removes whatever a failed write left behind.
-      if (this.ready()) await this.scripts.run('gatewayReset', [], [...this.names, this.gw, this.cfg.presence.graceMs]);
+      if (this.ready()) await this.scripts.run('gatewayReset', this.slot, [...this.names, this.gw, this.cfg.presence.graceMs]);
     } catch (err) {
       this.log.warn({ err }, 'gateway unregistration failed; the presence service will reap it');
     }
@@ -213,7 +216,7 @@ class GatewayPresenceImpl implements GatewayPresence {
 
   private room(session: string, room: RoomId, dir: 'in' | 'out'): void {
     if (!this.ready()) return this.markDirty();
-    this.scripts.run('room', [], [...this.names, this.gw, session, room, dir, this.cfg.presence.graceMs])
+    this.scripts.run('room', this.slot, [...this.names, this.gw, session, room, dir, this.cfg.presence.graceMs])
       .catch((err: unknown) => this.markDirty(err));
   }
 
@@ -261,13 +264,13 @@ class GatewayPresenceImpl implements GatewayPresence {
       // A Redis that came back empty lost its script cache too: the batch below calls the scripts by SHA.
       await this.scripts.load();
       const p = this.redis.client.multi();
-      this.scripts.queue(p, 'gatewayReset', [], [...this.names, this.gw, this.cfg.presence.graceMs]);
+      this.scripts.queue(p, 'gatewayReset', this.slot, [...this.names, this.gw, this.cfg.presence.graceMs]);
       p.sAdd(this.keys.gateways, this.gw);
       p.set(this.keys.gatewayAlive(this.gw), String(Date.now()), { PX: this.cfg.presence.gatewayTtlMs });
       for (const [sid, s] of this.sessions) {
         const open = this.openArgs(sid, s, true);
         this.scripts.queue(p, 'sessionOpen', open.keys, open.args);
-        for (const room of s.rooms) this.scripts.queue(p, 'room', [], [...this.names, this.gw, sid, room, 'in', 0]);
+        for (const room of s.rooms) this.scripts.queue(p, 'room', this.slot, [...this.names, this.gw, sid, room, 'in', 0]);
       }
       // A pipeline, not a transaction: every reply is checked, and any error reply rejects it.
       await p.execAsPipeline();

@@ -2,7 +2,8 @@
 // offline due) runs atomically and publishes its event from inside the script, so any number of gateways and
 // presence instances can run them concurrently: an event is published by exactly the script that made the change.
 //
-// Keys (every name from lib/redis keys.ts: `N.<name>` of SCRIPT_NAMES_LUA; single-instance Redis, not Redis Cluster):
+// Keys (every name from lib/redis keys.ts: `N.<name>` of SCRIPT_NAMES_LUA; all in the {presence} slot, so a Redis
+// Cluster runs each script on one master: callers name `presenceSlot` or the connect-rate keys as KEYS):
 //   session:<sid>             hash user, gateway, ip, ua, connectedAt; TTL refreshed by the gateway heartbeat
 //   user:<u>:sessions         set of sids            ip:<ip>:sessions   set of sids
 //   room:<r>:online           hash user -> sessions of the user in the room, cluster-wide; 0 while offline is pending

@@ -27,11 +27,11 @@ export async function startPresenceService(redis: RedisConnection, keys: RedisKe
   let failing = false;
 
   const tick = async (): Promise<void> => {
-    const dead = await scripts.run<string[]>('reap', [], [...names, graceMs]);
+    const dead = await scripts.run<string[]>('reap', [keys.presenceSlot], [...names, graceMs]);
     if (dead.length > 0) log.info({ gateways: dead }, 'reaped gateways that stopped heartbeating');
     let n: number;
     do {
-      n = await scripts.run<number>('sweep', [], [...names, SWEEP_BATCH]);
+      n = await scripts.run<number>('sweep', [keys.presenceSlot], [...names, SWEEP_BATCH]);
     } while (n === SWEEP_BATCH && !closing);
   };
   let running: Promise<void> = Promise.resolve();

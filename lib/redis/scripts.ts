@@ -1,6 +1,10 @@
 // Lua scripts, loaded once per connection (SCRIPT LOAD) and called by SHA. A Redis that lost its script cache
 // (restarted, SCRIPT FLUSH) answers NOSCRIPT: the scripts are loaded again and the call is retried once.
+// On a Redis Cluster they are loaded on every master (a call runs where its keys' slot is; a promoted replica has an
+// empty script cache, which NOSCRIPT then repairs), and every call must name its keys, which share one slot.
+import { createHash } from 'node:crypto';
 import { ErrorReply } from 'redis';
+import type { RedisClusterType } from 'redis';
 import type { RedisClient } from './connection.js';
 
 export type ScriptArg = string | number;
@@ -25,7 +29,16 @@ function isNoScript(err: unknown): boolean {
 export function loadScripts<N extends string>(client: RedisClient, sources: Readonly<Record<N, string>>): Scripts<N> {
   const names = Object.keys(sources) as N[];
   const shas = new Map<N, string>();
+  const cluster = 'masters' in client ? client as unknown as RedisClusterType : undefined;
   const load = async (): Promise<void> => {
+    if (cluster) {
+      await Promise.all(cluster.masters.map(async (m) => {
+        const node = await cluster.nodeClient(m);
+        await Promise.all(names.map((n) => node.scriptLoad(sources[n])));
+      }));
+      for (const n of names) shas.set(n, createHash('sha1').update(sources[n]).digest('hex'));
+      return;
+    }
     const loaded = await Promise.all(names.map((n) => client.scriptLoad(sources[n])));
     names.forEach((n, i) => shas.set(n, loaded[i]!));
   };

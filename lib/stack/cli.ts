@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
-import { ensureFerretdb, ensureK6, ensureNatsServer, ensureRedis } from './install.js';
+import { ensureFerretdb, ensureK6, ensureKustomize, ensureNatsServer, ensureRedis } from './install.js';
 import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
 import { ensurePostgres } from './postgres.js';
@@ -40,7 +40,7 @@ interface PidsFile {
 const USAGE = `usage: parley stack <command>
 
   install [--k6] [--mongo-backend sqlite|postgresql]
-                  build or find the server binaries (cached in $PARLEY_CACHE_DIR or ~/.cache/parley); with the
+                  build or find the server binaries and kustomize (cached in $PARLEY_CACHE_DIR or ~/.cache/parley); with the
                   postgresql backend, install Debian's postgresql too (apt-get, as root)
   up [--mongo-backend sqlite|postgresql]
                   start NATS (JetStream), Redis and FerretDB on free ports of 127.0.0.1, in the background;
@@ -109,6 +109,7 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
     ['nats-server', ensureNatsServer(log, settings)],
     ['redis-server', ensureRedis(log, settings)],
     ['ferretdb', ensureFerretdb(log, settings)],
+    ['kustomize', ensureKustomize(log, settings)],
   ];
   if (k6) jobs.push(['k6', ensureK6(log, settings)]);
   if (settings.mongoBackend === 'postgresql' && !settings.ferretdbPostgresqlUrl) jobs.push(['postgresql', ensurePostgres(log, settings)]);

@@ -1,12 +1,12 @@
 // Public surface of the native local stack: cached server binaries, managed server processes, `parley stack`.
 export { StackError } from './errors.js';
-export { ensureFerretdb, ensureK6, ensureNatsServer, ensureRedis } from './install.js';
+export { ensureFerretdb, ensureK6, ensureKustomize, ensureNatsServer, ensureRedis } from './install.js';
 export { freePort } from './process.js';
 export { answers, probeMongo, probeNats, probeRedis } from './probe.js';
 export { launchFerretdb, launchNats, launchRedis, startStack } from './services.js';
 export { ensurePostgres, launchPostgres } from './postgres.js';
 export {
-  DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, K6_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
+  DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
 } from './settings.js';
 export { readStackEnv, stackCommand } from './cli.js';
 

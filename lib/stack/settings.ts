@@ -7,6 +7,8 @@ import { StackError } from './errors.js';
 export const NATS_SERVER_VERSION = 'v2.14.9';
 export const FERRETDB_VERSION = 'v1.24.2';
 export const K6_VERSION = 'v1.8.1';
+/** v5.7.1: the newest kustomize that builds with Go 1.22 (5.8.x needs Go 1.24 and later). */
+export const KUSTOMIZE_VERSION = 'v5.7.1';
 
 export const MONGO_BACKENDS = ['sqlite', 'postgresql'] as const;
 export type MongoBackend = (typeof MONGO_BACKENDS)[number];

@@ -3,6 +3,8 @@
 // presence instances, typing across gateways without storage, and per-user connection limits.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { redisKeys } from '../../lib/redis/index.js';
+import type { RedisKeys } from '../../lib/redis/index.js';
 import type { RedisInspector } from '../harness/redis.js';
 import { uniqueName, until } from '../harness/index.js';
 import { Suite } from '../harness/suite.js';
@@ -18,7 +20,7 @@ describe('sessions and presence across gateways', () => {
   let suite: Suite;
   let redis: RedisInspector;
   let env: Record<string, string>;
-  let prefix: string;
+  let keys: RedisKeys;
   let gw1: ParleyProcess;
   let gw2: ParleyProcess;
   let gw3: ParleyProcess;
@@ -33,7 +35,7 @@ describe('sessions and presence across gateways', () => {
       },
     });
     env = suite.env;
-    prefix = env.PARLEY_REDIS_PREFIX!;
+    keys = redisKeys(env.PARLEY_REDIS_PREFIX!);
     // Three presence instances side by side: every test below also checks that no event is doubled.
     [gw1, gw2, gw3] = await Promise.all([suite.start('gateway'), suite.start('gateway'), suite.start('gateway'),
       suite.start('chat'), suite.start('presence'), suite.start('presence'), suite.start('presence')]);
@@ -50,8 +52,8 @@ describe('sessions and presence across gateways', () => {
     await m.join(room);
     await watcher.waitFor((f) => f.type === 'presence' && f.room === room && f.user === m.user && f.status === 'online');
   };
-  const online = (room: string, user: string): Promise<string | null> => redis.hget(`${prefix}room:${room}:online`, user);
-  const sessionsOf = (user: string): Promise<number> => redis.scard(`${prefix}user:${user}:sessions`);
+  const online = (room: string, user: string): Promise<string | null> => redis.hget(keys.roomOnline(room), user);
+  const sessionsOf = (user: string): Promise<number> => redis.scard(keys.userSessions(user));
 
   it('a user with sessions on two gateways stays online until the last one closes: one online, one offline', async () => {
     const room = 'two-gw';
@@ -66,7 +68,7 @@ describe('sessions and presence across gateways', () => {
 
     await a.close();
     await until(async () => (await online(room, 'ulla')) === '1' && (await sessionsOf('ulla')) === 1, { message: 'first session gone' });
-    assert.equal(await redis.zscore(`${prefix}presence:pending`, `${room} ulla`), null, 'no offline pending while a session lives');
+    assert.equal(await redis.zscore(keys.presencePending, `${room} ulla`), null, 'no offline pending while a session lives');
 
     await b.close();
     await watcher.waitFor((f) => f.type === 'presence' && f.user === 'ulla' && f.status === 'offline');
@@ -90,7 +92,7 @@ describe('sessions and presence across gateways', () => {
       if (i < 2) await again.close();
     }
     await until(async () => (await online(room, 'fred')) === '1', { message: 'fred back in the room' });
-    await until(async () => (await redis.zscore(`${prefix}presence:pending`, `${room} fred`)) === null, { message: 'pending offline cancelled' });
+    await until(async () => (await redis.zscore(keys.presencePending, `${room} fred`)) === null, { message: 'pending offline cancelled' });
     await marker(watcher, gw2, room);
     assert.deepEqual(presenceOf(watcher, room, 'fred'), ['online'], 'no offline/online pair for the reconnects');
   });
@@ -104,8 +106,8 @@ describe('sessions and presence across gateways', () => {
     const sid = welcome.session as string;
     await k.join(room);
     await watcher.waitFor((f) => f.type === 'presence' && f.user === 'kurt' && f.status === 'online');
-    assert.equal(await redis.exists(`${prefix}session:${sid}`), 1);
-    assert.equal(await redis.hget(`${prefix}session:${sid}`, 'user'), 'kurt');
+    assert.equal(await redis.exists(keys.session(sid)), 1);
+    assert.equal(await redis.hget(keys.session(sid), 'user'), 'kurt');
 
     const killedAt = Date.now();
     await gw3.kill('SIGKILL');
@@ -114,12 +116,12 @@ describe('sessions and presence across gateways', () => {
     await watcher.waitFor((f) => f.type === 'presence' && f.user === 'kurt' && f.status === 'offline', { timeout: bound + 5_000 });
     const took = Date.now() - killedAt;
     assert.ok(took <= bound + 1_000, `offline after ${took} ms, bound ${bound} ms (+1 s of slack for process scheduling)`);
-    assert.equal(await redis.exists(`${prefix}session:${sid}`), 0, 'session key gone');
+    assert.equal(await redis.exists(keys.session(sid)), 0, 'session key gone');
     assert.equal(await sessionsOf('kurt'), 0);
     const deadId = gw3Id(gw3);
     assert.notEqual(deadId, '?');
-    assert.equal(await redis.sismember(`${prefix}gateways`, deadId), 0, 'the dead gateway is unregistered');
-    assert.equal(await redis.exists(`${prefix}gateway:${deadId}:sessions`), 0);
+    assert.equal(await redis.sismember(keys.gateways, deadId), 0, 'the dead gateway is unregistered');
+    assert.equal(await redis.exists(keys.gatewaySessions(deadId)), 0);
     await marker(watcher, gw1, room);
     assert.deepEqual(presenceOf(watcher, room, 'kurt'), ['online', 'offline']);
   });

@@ -1,7 +1,8 @@
 // A Redis client for tests that inspect keys: it connects on first use, so a suite may create it before the server
 // it points at is up (or while it is stopped), and it is closed with the suite.
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import type { RedisClientType } from 'redis';
+import { parseRedisTarget } from '../../lib/redis/index.js';
 
 export class RedisInspector {
   private client: RedisClientType | undefined;
@@ -28,7 +29,11 @@ export class RedisInspector {
 
   private c(): Promise<RedisClientType> {
     this.connecting ??= (async () => {
-      const client = createClient({ url: this.url, socket: { reconnectStrategy: 100 } }) as unknown as RedisClientType;
+      const target = parseRedisTarget(this.url);
+      // On a Redis Cluster every key command is routed to its slot's master (these are all single-key).
+      const client = (target.cluster
+        ? createCluster({ rootNodes: target.nodes.map((url) => ({ url })), defaults: { socket: { reconnectStrategy: 100 } } })
+        : createClient({ url: this.url, socket: { reconnectStrategy: 100 } })) as unknown as RedisClientType;
       client.on('error', () => undefined); // reconnects by itself; the assertions report what matters
       this.client = client;
       await client.connect();

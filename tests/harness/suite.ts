@@ -3,6 +3,8 @@
 import { MongoClient } from 'mongodb';
 import type { Collection, Document } from 'mongodb';
 import { TestClient } from './client.js';
+import { asService, provideNatsCluster, provideRedisCluster } from './clusters.js';
+import type { ClusterHandle } from './clusters.js';
 import { ParleyProcess, suiteEnv, token } from './parley.js';
 import { RedisInspector } from './redis.js';
 import { provideMongo, provideNats, provideRedis } from './services.js';
@@ -15,6 +17,10 @@ export interface SuiteOptions {
   /** Likewise for Redis and MongoDB. */
   dedicatedRedis?: boolean;
   dedicatedMongo?: boolean;
+  /** A NATS JetStream cluster of this many nodes (the suite's own) instead of one server; the stream gets R3. */
+  natsCluster?: number;
+  /** A Redis Cluster of the suite's own (3 masters + 3 replicas) instead of one server. */
+  redisCluster?: boolean;
   /** Extra environment for every Parley process of the suite. */
   env?: Record<string, string>;
 }
@@ -23,6 +29,9 @@ export class Suite {
   private readonly procs: ParleyProcess[] = [];
   private readonly clients: TestClient[] = [];
   private readonly redisClients: RedisInspector[] = [];
+  /** The clusters' nodes, when the suite asked for clustered engines. */
+  natsCluster: ClusterHandle | undefined;
+  redisCluster: ClusterHandle | undefined;
 
   private constructor(
     readonly env: Record<string, string>,
@@ -33,13 +42,25 @@ export class Suite {
   ) {}
 
   static async open(prefix: string, opts: SuiteOptions = {}): Promise<Suite> {
+    const [natsC, redisC] = await Promise.all([
+      opts.natsCluster ? provideNatsCluster(opts.natsCluster) : undefined,
+      opts.redisCluster ? provideRedisCluster() : undefined,
+    ]);
     const [nats, redis, mdb] = await Promise.all([
-      provideNats({ dedicated: opts.dedicatedNats ?? false }), provideRedis({ dedicated: opts.dedicatedRedis ?? false }),
+      natsC ? asService(natsC) : provideNats({ dedicated: opts.dedicatedNats ?? false }),
+      redisC ? asService(redisC) : provideRedis({ dedicated: opts.dedicatedRedis ?? false }),
       provideMongo({ dedicated: opts.dedicatedMongo ?? false }),
     ]);
-    const env = { ...suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName(prefix)), ...(opts.env ?? {}) };
+    const env = {
+      ...suiteEnv({ natsUrl: nats.url, redisUrl: redis.url, mongoUrl: mdb.url }, uniqueName(prefix)),
+      ...(natsC ? { PARLEY_STREAM_REPLICAS: String(Math.min(3, natsC.nodes.length)) } : {}),
+      ...(opts.env ?? {}),
+    };
     const mongo = await new MongoClient(mdb.url).connect();
-    return new Suite(env, nats, redis, mdb, mongo);
+    const suite = new Suite(env, nats, redis, mdb, mongo);
+    suite.natsCluster = natsC;
+    suite.redisCluster = redisC;
+    return suite;
   }
 
   /** Starts a Parley process with the suite's environment (plus `extra`); closed with the suite. */
