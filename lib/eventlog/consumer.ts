@@ -391,7 +391,11 @@ export async function startBatchConsumer(nats: NatsHandle, o: BatchConsumerOptio
         await withDeadline(Promise.all(runningUnordered).then(() => undefined), Math.min(o.maxHoldMs, CLOSE_GRACE_MS));
       }
       clearInterval(keepAlive);
-      for (const j of [...jobs]) dropJob(j);
+      // Broadcast but not stored (or not started): another instance may take them now instead of after ack_wait.
+      for (const j of [...jobs]) {
+        for (const m of j.msgs) m.nak();
+        dropJob(j);
+      }
       waiting.length = 0;
       // Not started: another instance may take them now instead of after ack_wait.
       for (const m of queued) m.nak();

@@ -104,7 +104,7 @@ describe('consumer: flow control and hand-back', () => {
   });
 
   /** A fresh stream with `n` events and a durable consumer on it. */
-  async function streamWith(n: number, ackWaitMs: number): Promise<{ stream: string; durable: string; settled: () => Promise<boolean> }> {
+  async function streamWith(n: number, ackWaitMs: number): Promise<{ stream: string; durable: string; settled: () => Promise<boolean>; idle: () => Promise<boolean> }> {
     const cfg = streamConfig(uniqueName('cons'));
     const jsm = await ensureStream(nats.nc, cfg, log);
     const pub = createPublisher(nats, cfg);
@@ -115,7 +115,11 @@ describe('consumer: flow control and hand-back', () => {
       // consumer_seq counts every delivery, redeliveries included: n means each message went out exactly once.
       return info.num_pending === 0 && info.num_ack_pending === 0 && info.delivered.consumer_seq === n;
     };
-    return { stream: cfg.name, durable: 'persist', settled };
+    const idle = async (): Promise<boolean> => {
+      const info = await jsm.consumers.info(cfg.name, 'persist');
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    };
+    return { stream: cfg.name, durable: 'persist', settled, idle };
   }
 
   it('a slow handler never turns the messages queued behind it into redeliveries', async () => {
@@ -143,6 +147,69 @@ describe('consumer: flow control and hand-back', () => {
       assert.equal(redelivered, 0, 'no message was redelivered while this instance held it');
       assert.deepEqual(seen, Array.from({ length: 40 }, (_, i) => i + 1), 'each once, in stream order');
       assert.ok(maxHeld <= 10, `held at most one batch (${maxHeld})`);
+    } finally {
+      await consumer.close();
+    }
+  });
+
+  // Two steps per batch (docs/decisions/0014): the ordered one (the broadcast) must never wait for the unordered one
+  // (the store), and a batch is acked only after both.
+  it('an unordered step that hangs holds back neither the ordered steps of later batches nor anything else; its batch is handed back alone and acked once stored', async () => {
+    const { stream, durable, idle } = await streamWith(30, 1_000);
+    const ordered: number[] = [];
+    const stored = new Set<number>();
+    let storeUp = false;
+    const stuck: string[] = [];
+    const consumer = await startBatchConsumer(nats, {
+      stream, durable, maxBatch: 10, ackWaitMs: 1_000, maxHoldMs: 1_500, log,
+      async handle(batch: JsMsg[]) {
+        return {
+          ack: batch,
+          ordered: async () => { for (const m of batch) ordered.push(m.seq); },
+          // A store that hangs (a frozen server) until it is back; then it stores.
+          unordered: () => (storeUp ? Promise.resolve().then(() => { for (const m of batch) stored.add(m.seq); }) : new Promise<void>(() => undefined)),
+        };
+      },
+      onStuck: async (step) => { stuck.push(step); },
+    });
+    try {
+      await until(() => ordered.length >= 30, { message: 'every batch broadcast while the store hangs' });
+      assert.deepEqual(ordered.slice(0, 30), Array.from({ length: 30 }, (_, i) => i + 1), 'in stream order');
+      assert.equal(stored.size, 0);
+      assert.ok(!(await idle()), 'nothing is acked before it is stored');
+      storeUp = true;
+      await until(() => stored.size === 30, { timeout: 20_000, message: 'everything stored once the store is back' });
+      await until(() => idle(), { timeout: 10_000, message: 'and acked' });
+      assert.ok(stuck.includes('unordered') && !stuck.includes('ordered'), `only the store step was recycled (${stuck.join(',')})`);
+    } finally {
+      await consumer.close();
+    }
+  });
+
+  it('the unordered steps of several batches run at once (a store round trip does not bound throughput)', async () => {
+    const { stream, durable, idle } = await streamWith(80, 5_000);
+    let inFlight = 0;
+    let most = 0;
+    const stored = new Set<number>();
+    const consumer = await startBatchConsumer(nats, {
+      stream, durable, maxBatch: 10, ackWaitMs: 5_000, maxHoldMs: 30_000, unorderedConcurrency: 4, log,
+      async handle(batch: JsMsg[]) {
+        return {
+          ack: batch,
+          ordered: async () => undefined,
+          unordered: async () => {
+            most = Math.max(most, ++inFlight);
+            await new Promise((r) => setTimeout(r, 200));
+            inFlight--;
+            for (const m of batch) stored.add(m.seq);
+          },
+        };
+      },
+    });
+    try {
+      await until(() => stored.size === 80, { timeout: 20_000, message: 'all stored' });
+      await until(() => idle(), { message: 'and acked' });
+      assert.ok(most > 1 && most <= 4, `several stores in flight, at most the configured 4 (${most})`);
     } finally {
       await consumer.close();
     }
