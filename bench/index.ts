@@ -243,6 +243,7 @@ export async function benchCommand(argv: string[], log: Logger): Promise<number>
     console.log(`\n${textTable(RATIO_HEAD, ratioRows(results.fanout))}`);
   }
   if (results.ack) console.log(`\nAck\n${textTable(ACK_HEAD, ackRows([...results.ack.fixed, ...results.ack.ramp]))}\nramp: ${results.ack.stopReason}`);
+  if (results.ack?.jetstream) console.log(`JetStream alone at ${results.ack.jetstream.rate}/s: p50 ${results.ack.jetstream.latency.p50} ms, p99 ${results.ack.jetstream.latency.p99} ms`);
   if (results.connections) {
     const c = results.connections;
     console.log(`\nConnections: ${c.reached}/${c.target} in ${c.seconds.toFixed(1)} s, ${(c.rssPerConnBytes / 1024).toFixed(2)} KB RSS each; ${c.stopReason}`);

@@ -96,8 +96,11 @@ export async function startParley(ctx: BenchContext, tag: string, gateways = 2):
       const port = await freePort();
       const opsPort = await freePort();
       const name = `parley-gateway${i}-${tag}`;
-      const gwEnv = { ...env, PORT: String(port), PARLEY_METRICS_PORT: String(opsPort), PARLEY_GATEWAY_ID: `bench-${tag}-${i}` };
-      const gw = spawnNode({ name, args: [PARLEY, 'gateway'], env: gwEnv, logFile: join(ctx.logDir, `${name}.log`), nodeFlags: flags(ctx, name) });
+      // POST /debug/gc on the ops port: memory per connection is measured after a full GC (bench/scenarios/connections.ts).
+      const gwEnv = { ...env, PORT: String(port), PARLEY_METRICS_PORT: String(opsPort), PARLEY_GATEWAY_ID: `bench-${tag}-${i}`, PARLEY_BENCH_GC: '1' };
+      const gw = spawnNode({
+        name, args: [PARLEY, 'gateway'], env: gwEnv, logFile: join(ctx.logDir, `${name}.log`), nodeFlags: ['--expose-gc', ...flags(ctx, name)],
+      });
       procs.push(gw);
       await waitHttp(`http://127.0.0.1:${port}/readyz`, 30_000, gw);
       urls.push(`ws://127.0.0.1:${port}/ws`);

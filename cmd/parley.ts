@@ -132,7 +132,7 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
           ready,
           details: { ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}) },
         };
-      }, log);
+      }, log, { benchGc: cfg.benchGc });
       closers.push({ name: 'ops', close: () => ops.close() });
     } else if (presence) {
       const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {

@@ -1,11 +1,12 @@
 // Ack: send -> ack latency at a fixed rate, then a rate ramp that finds the highest rate keeping ack p99 within
 // budget and the highest rate Parley sustains both acking and persisting (chat consumer's ack floor in JetStream).
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream as jetstreamClient, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { MongoClient } from 'mongodb';
 import { mintToken } from '../../lib/auth/index.js';
 import type { LatencySummary } from '../hist.js';
-import { summarize } from '../hist.js';
+import { newHistogram, summarize } from '../hist.js';
 import { LoadGenerator } from '../generator/load.js';
 import type { ConnSpec } from '../generator/worker.js';
 import { sampleAll, startParley, usageBetween } from '../systems.js';
@@ -33,7 +34,15 @@ export interface AckStep {
   generatorCpuSec: number;
 }
 
+export interface JetStreamRun {
+  rate: number;
+  /** publish -> PubAck of a raw js.publish (no Parley), same subject shape and size as chat's events. */
+  latency: LatencySummary;
+}
+
 export interface AckResult {
+  /** JetStream's own publish latency at the fixed ack rate, measured first in the same run. */
+  jetstream?: JetStreamRun;
   fixed: AckStep[];
   ramp: AckStep[];
   /** Highest ramp rate with ack p99 within budget (and sustained). */
@@ -100,6 +109,8 @@ export async function runAck(ctx: BenchContext, o: AckOptions, tag: string): Pro
       return s;
     };
 
+    const jetstream = o.fixedRates.length ? await rawPublish(nc, o.fixedRates[0]!, o.stepMs, tag) : undefined;
+    if (jetstream) ctx.log.info({ rate: jetstream.rate, p50: jetstream.latency.p50, p99: jetstream.latency.p99 }, 'ack: raw JetStream publish');
     const fixed: AckStep[] = [];
     for (const rate of o.fixedRates) fixed.push(await step(rate));
     const ramp: AckStep[] = [];
@@ -134,7 +145,7 @@ export async function runAck(ctx: BenchContext, o: AckOptions, tag: string): Pro
       await mongo.close();
     }
     return {
-      fixed, ramp,
+      jetstream, fixed, ramp,
       maxRateUnderBudget: under.length ? Math.max(...under.map((s) => s.rate)) : 0,
       maxAckPersistRate: Math.max(0, ...all.map((s) => Math.min(s.ackedPerSec, s.persistedPerSec))),
       stopReason, mongoDocuments, totalAcked,
@@ -144,4 +155,37 @@ export async function runAck(ctx: BenchContext, o: AckOptions, tag: string): Pro
     await nc.close();
     await dep.stop();
   }
+}
+
+/**
+ * JetStream alone: js.publish at `rate`/s for `durationMs` into a file stream of its own (deduplicated by msg id, as
+ * Parley's), each publish timed to its PubAck. What Parley's ack can at best be, in the same run.
+ */
+async function rawPublish(nc: NatsConnection, rate: number, durationMs: number, tag: string): Promise<JetStreamRun> {
+  const jsm = await jetstreamManager(nc);
+  const name = `BENCH_RAW_${tag}`;
+  await jsm.streams.add({ name, subjects: [`benchraw_${tag}.>`], max_bytes: 256 * 1024 ** 2 });
+  const js = jetstreamClient(nc);
+  const hist = newHistogram();
+  const body = JSON.stringify({ room: `${tag}a0`, id: 'x'.repeat(16), from: 's0', body: 'b'.repeat(64), ts: Date.now() });
+  const pending = new Set<Promise<void>>();
+  try {
+    const start = performance.now();
+    let sent = 0;
+    while (performance.now() - start < durationMs) {
+      const due = Math.floor(((performance.now() - start) / 1000) * rate);
+      for (; sent < due; sent++) {
+        const t = performance.now();
+        const p = js.publish(`benchraw_${tag}.r${sent % 40}`, body, { msgID: `m${sent}` }).then(() => {
+          hist.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+        }, () => undefined).finally(() => pending.delete(p));
+        pending.add(p);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.all(pending);
+  } finally {
+    await jsm.streams.delete(name).catch(() => undefined);
+  }
+  return { rate, latency: summarize(hist) };
 }

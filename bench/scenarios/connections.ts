@@ -32,13 +32,15 @@ export interface ConnectionsResult {
   heapPerConnBytes: number;
 }
 
-async function heapUsed(base: string): Promise<number> {
-  try {
-    const text = await (await fetch(`${base}/metrics`)).text();
-    return Number(/^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? NaN);
-  } catch {
-    return NaN;
+/** A full GC in the gateway (POST /debug/gc, PARLEY_BENCH_GC), twice, then its RSS and heap: independent of GC timing. */
+async function afterGc(base: string): Promise<{ rss: number; heapUsed: number }> {
+  let m = { rss: NaN, heapUsed: NaN };
+  for (let i = 0; i < 2; i++) {
+    const r = await fetch(`${base}/debug/gc`, { method: 'POST' });
+    if (!r.ok) throw new Error(`the gateway's /debug/gc answered ${r.status}: ${await r.text()}`);
+    m = (await r.json()) as { rss: number; heapUsed: number };
   }
+  return m;
 }
 
 const HOLD = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'generator', 'hold.js');
@@ -57,8 +59,8 @@ export async function runConnections(ctx: BenchContext, o: ConnectionsOptions, t
       ? `gateway RLIMIT_NOFILE is ${limit} (hard limit; raising it needs CAP_SYS_RESOURCE): at most ~${reachable} connections can be accepted`
       : 'target reached';
     await sleep(1_000);
+    const gcBefore = await afterGc(dep.ops![0]!);
     const before = sampleProc(gw.pid)!;
-    const heapBefore = await heapUsed(dep.ops![0]!);
     const n = Math.ceil(attempted / o.perHolder);
     const progress: HoldProgress[] = [];
     const done: Array<Promise<void>> = [];
@@ -87,9 +89,9 @@ export async function runConnections(ctx: BenchContext, o: ConnectionsOptions, t
     const finished = await Promise.race([Promise.all(done).then(() => 'done' as const), bound]);
     clearTimeout(boundTimer);
     const seconds = (Date.now() - started) / 1000;
-    await sleep(2_000); // let the gateway settle (allocations after welcome, GC)
+    await sleep(2_000); // let the gateway settle (allocations after welcome, session registration)
+    const gcAfter = await afterGc(dep.ops![0]!);
     const after = sampleProc(gw.pid)!;
-    const heapAfter = await heapUsed(dep.ops![0]!);
     const reached = progress.reduce((a, p) => a + p.opened, 0);
     const failed = progress.reduce((a, p) => a + p.failed, 0);
     const stopped = progress.find((p) => p.stoppedBy);
@@ -99,11 +101,11 @@ export async function runConnections(ctx: BenchContext, o: ConnectionsOptions, t
     const res: ConnectionsResult = {
       target: o.target, attempted, reached, failed, seconds,
       acceptPerSec: Math.round(reached / seconds),
-      gatewayRssBeforeBytes: before.rssBytes, gatewayRssAfterBytes: after.rssBytes,
-      rssPerConnBytes: reached > 0 ? Math.round((after.rssBytes - before.rssBytes) / reached) : NaN,
+      gatewayRssBeforeBytes: gcBefore.rss, gatewayRssAfterBytes: gcAfter.rss,
+      rssPerConnBytes: reached > 0 ? Math.round((gcAfter.rss - gcBefore.rss) / reached) : NaN,
       gatewayCpuSec: after.cpuSec - before.cpuSec,
       gatewayFdLimit: limit, holders: n, stopReason,
-      heapPerConnBytes: reached > 0 ? Math.round((heapAfter - heapBefore) / reached) : NaN,
+      heapPerConnBytes: reached > 0 ? Math.round((gcAfter.heapUsed - gcBefore.heapUsed) / reached) : NaN,
     };
     ctx.log.info({ reached: res.reached, rssPerConn: res.rssPerConnBytes, seconds: res.seconds }, 'connections: done');
     return res;

@@ -1,12 +1,11 @@
 // Store: what FerretDB itself can do, per backend, without Parley around it. Raw insertMany throughput (batches as
 // chat writes them, several in flight), batch latency, CPU per process, and a crash check: kill -9 FerretDB and its
 // backend mid-load, start them again, and count the acknowledged documents that are still there.
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/observability/index.js';
-import { launchFerretdb } from '../../lib/stack/index.js';
+import { childrenOf, launchFerretdb } from '../../lib/stack/index.js';
 import type { FerretdbService, MongoBackend } from '../../lib/stack/index.js';
 import { openMessageStore } from '../../lib/store/index.js';
 import type { MessageDoc, MessageStore } from '../../lib/store/index.js';
@@ -114,12 +113,7 @@ export async function runStore(log: Logger, o: StoreOptions): Promise<StoreResul
 
 /** A process's CPU time plus that of its live children (so before and after see the same set while they live). */
 function withChildren(pid: number, own: ProcSample): ProcSample {
-  let kids: number[] = [];
-  try {
-    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return own;
-  }
+  const kids = childrenOf(pid);
   return { ...own, cpuSec: own.cpuSec + kids.reduce((sum, k) => sum + (sampleProc(k)?.cpuSec ?? 0), 0) };
 }
 

@@ -150,6 +150,12 @@ export interface Config {
   host: string;
   /** /metrics, /healthz, /readyz of every service (never on the public gateway port). */
   metricsPort: number;
+  /**
+   * PARLEY_BENCH_GC: the ops port answers POST /debug/gc with a full garbage collection (the process must run with
+   * --expose-gc), so the bench measures memory per connection without depending on when V8 last collected. Off in
+   * production: it lets anyone who reaches the ops port stall the process.
+   */
+  benchGc: boolean;
   /** How long a rendering of /metrics is reused (scrapes are cheap however often they come). */
   metricsCacheMs: number;
   natsUrl: string;
@@ -218,6 +224,7 @@ export function loadConfig(env: Env = process.env): Config {
     listenRetryMs: r.int('PARLEY_LISTEN_RETRY_MS', 90_000, 0, 3_600_000),
     host: r.str('PARLEY_HOST', '0.0.0.0'),
     metricsPort: r.int('PARLEY_METRICS_PORT', 9464, 0, 65535),
+    benchGc: r.bool('PARLEY_BENCH_GC', false),
     metricsCacheMs: r.int('PARLEY_METRICS_CACHE_MS', 1_000, 0, 60_000),
     natsUrl: r.url('NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
     redisUrl: redisUrl(r),

@@ -12,15 +12,31 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
+/** A full GC, then the memory figures after it (bench only: PARLEY_BENCH_GC and node --expose-gc). */
+function collectGarbage(res: ServerResponse): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    res.writeHead(501, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'run node with --expose-gc' }));
+    return;
+  }
+  gc();
+  const m = process.memoryUsage();
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, external: m.external }));
+}
+
 /** node:http leaves the body of a HEAD response out by itself. */
 function write(res: ServerResponse, r: OpsResponse): void {
   res.writeHead(r.status, r.headers).end(r.body);
 }
 
-export async function startOpsServer(host: string, port: number, metrics: Metrics, ready: () => Readiness, log: Logger): Promise<OpsServer> {
+export async function startOpsServer(
+  host: string, port: number, metrics: Metrics, ready: () => Readiness, log: Logger, opts: { benchGc?: boolean } = {},
+): Promise<OpsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    if (opts.benchGc && path === '/debug/gc' && req.method === 'POST') {
+      collectGarbage(res);
+    } else if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405).end();
     } else if (path === '/metrics') {
       void metricsResponse(metrics, log).then((r) => write(res, r));

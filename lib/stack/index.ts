@@ -2,6 +2,7 @@
 export { StackError } from './errors.js';
 export { ensureFerretdb, ensureK6, ensureKustomize, ensureNatsServer, ensureRedis } from './install.js';
 export { freePort } from './process.js';
+export { childrenOf } from './util.js';
 export { answers, probeMongo, probeNats, probeRedis } from './probe.js';
 export { launchFerretdb, launchNats, launchRedis, startStack } from './services.js';
 export { ensurePostgres, launchPostgres } from './postgres.js';

@@ -7,7 +7,7 @@ import { StackError } from './errors.js';
 import { ensureAptPackage } from './install.js';
 import { launch, type ManagedService } from './process.js';
 import { stackSettings } from './settings.js';
-import { isExecutable, run } from './util.js';
+import { childrenOf, isExecutable, run } from './util.js';
 
 const PG_ROOT = '/usr/lib/postgresql';
 /** The database role initdb creates; local TCP connections are trusted (the server listens on 127.0.0.1 only). */
@@ -85,7 +85,7 @@ export async function launchPostgres(opts: PostgresOptions): Promise<ManagedServ
         + `every directory above it must be searchable by that user): ${(err as Error).message}`, { cause: err });
     }
   }
-  return launch({
+  const postmaster = await launch({
     name: 'postgres',
     binary: join(bin, 'postgres'),
     args: async (port) => [
@@ -105,7 +105,37 @@ export async function launchPostgres(opts: PostgresOptions): Promise<ManagedServ
     logFile: opts.logFile,
     log: opts.log,
   }, opts.port);
+  return withBackends(postmaster);
 }
+
+/**
+ * A kill (a crash, in fault tests) takes the postmaster's children with it, as a crash of the machine or container
+ * would: killing the postmaster alone leaves backends that hold its shared memory and delay the restart.
+ */
+function withBackends(pm: ManagedService): ManagedService {
+  return {
+    get name() { return pm.name; },
+    get url() { return pm.url; },
+    get port() { return pm.port; },
+    get pid() { return pm.pid; },
+    get running() { return pm.running; },
+    start: () => pm.start(),
+    stop: () => pm.stop(),
+    async kill(signal = 'SIGKILL') {
+      const kids = pm.pid === undefined ? [] : childrenOf(pm.pid);
+      await pm.kill(signal);
+      if (signal !== 'SIGKILL') return;
+      for (const k of kids) {
+        try {
+          process.kill(k, signal);
+        } catch {
+          // gone already
+        }
+      }
+    },
+  };
+}
+
 
 function portOf(url: string): string {
   return new URL(url).port;
