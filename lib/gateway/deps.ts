@@ -7,7 +7,7 @@ import type { SendLimiter } from '../limits/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { GatewayPresence } from '../presence/index.js';
 import type { RedisSubscriber } from '../redis/index.js';
-import type { MessageStore } from '../store/index.js';
+import type { MessageStore, MuteStore } from '../store/index.js';
 
 export interface GatewayDeps {
   cfg: Config;
@@ -28,6 +28,8 @@ export interface GatewayDeps {
   presenceEvents: RedisSubscriber;
   /** Cluster-wide send and history budgets (lib/limits). */
   limiter: SendLimiter;
+  /** Room mutes of the notification service (MongoDB `mutes`). */
+  mutes: MuteStore;
 }
 
 export interface Gateway {

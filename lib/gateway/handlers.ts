@@ -9,6 +9,7 @@ import type { Conn, Replies, Ws } from './connection.js';
 import { removeFrom } from './connection.js';
 import type { GatewayDeps } from './deps.js';
 import { readPage } from './history.js';
+import { createMuteHandlers } from './mutes.js';
 import { replay } from './replay.js';
 import type { RoomFeed } from './rooms.js';
 
@@ -210,8 +211,14 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
     });
   };
 
+  const mutes = createMuteHandlers(d.mutes, x.replies, log);
+
   return (ws, c, f) => {
     switch (f.type) {
+      case 'mute':
+        return mutes.onMute(ws, c, f);
+      case 'unmute':
+        return mutes.onUnmute(ws, c, f);
       case 'send':
         return limitSend(ws, c, f);
       case 'join':

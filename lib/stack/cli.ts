@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
-import { ensureFerretdb, ensureK6, ensureNatsServer, ensureRedis } from './install.js';
+import { ensureFerretdb, ensureK6, ensureMailpit, ensureNatsServer, ensureRedis } from './install.js';
 import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
 import { launchFerretdb, launchNats, launchRedis, type StackEnv } from './services.js';
@@ -92,6 +92,7 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
     ['nats-server', ensureNatsServer(log, settings)],
     ['redis-server', ensureRedis(log, settings)],
     ['ferretdb', ensureFerretdb(log, settings)],
+    ['mailpit', ensureMailpit(log, settings)],
   ];
   if (k6) jobs.push(['k6', ensureK6(log, settings)]);
   const results = await Promise.allSettled(jobs.map(([, p]) => p));

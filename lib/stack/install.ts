@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
 import { withLock } from './lock.js';
-import { FERRETDB_VERSION, K6_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings } from './settings.js';
+import { FERRETDB_VERSION, K6_VERSION, MAILPIT_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings } from './settings.js';
 import { findExecutable, isExecutable, run } from './util.js';
 
 const GO_FALLBACK_DIRS = ['/usr/local/go/bin'];
@@ -19,6 +19,12 @@ export async function ensureNatsServer(log: Logger, settings = stackSettings()):
 export async function ensureK6(log: Logger, settings = stackSettings()): Promise<string> {
   return ensureBuilt(settings, log, 'k6', K6_VERSION, async (go, outDir) => {
     await run(go, ['install', `go.k6.io/k6@${K6_VERSION}`], { env: goEnv({ GOBIN: outDir }) });
+  });
+}
+
+export async function ensureMailpit(log: Logger, settings = stackSettings()): Promise<string> {
+  return ensureBuilt(settings, log, 'mailpit', MAILPIT_VERSION, async (go, outDir) => {
+    await run(go, ['install', `github.com/axllent/mailpit@${MAILPIT_VERSION}`], { env: goEnv({ GOBIN: outDir }) });
   });
 }
 

@@ -8,10 +8,12 @@ import { StackError } from './errors.js';
 import { OutputTail, sleep } from './util.js';
 
 export type ServiceName = 'nats' | 'redis' | 'ferretdb';
+/** Every server the stack can run: the three of the stack, and Mailpit for the email sink's tests. */
+export type ServerName = ServiceName | 'mailpit';
 
 /** A server started by the stack. `start()` again after `stop()`/`kill()` reuses the same port and data. */
 export interface ManagedService {
-  readonly name: ServiceName;
+  readonly name: ServerName;
   readonly url: string;
   readonly port: number;
   /** The pid of the running process, undefined while stopped. */
@@ -29,7 +31,7 @@ export interface ManagedService {
 }
 
 export interface ServiceSpec {
-  name: ServiceName;
+  name: ServerName;
   binary: string;
   /** Arguments for a start on `port`; called before every start. */
   args(port: number): Promise<string[]>;
@@ -94,7 +96,7 @@ class NativeService implements ManagedService {
 
   constructor(private readonly spec: ServiceSpec, readonly port: number) {}
 
-  get name(): ServiceName { return this.spec.name; }
+  get name(): ServerName { return this.spec.name; }
   get url(): string { return this.spec.url(this.port); }
   get running(): boolean {
     const c = this.#child;

@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path';
 export const NATS_SERVER_VERSION = 'v2.14.9';
 export const FERRETDB_VERSION = 'v1.24.2';
 export const K6_VERSION = 'v1.8.1';
+/** The SMTP server the email sink's tests send to (its HTTP API lists what it received). */
+export const MAILPIT_VERSION = 'v1.33.1';
 
 export interface StackSettings {
   /** Where binaries are built and cached, outside any repository. */
