@@ -2,12 +2,12 @@
 // (PUT / DELETE /rooms/:room/mute, JWT as Bearer). A mute is the user's, not the connection's, and is stored in
 // MongoDB (`mutes`), where the notification service reads it (lib/notify).
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import type { Authenticator, Identity } from '../auth/index.js';
-import { AuthError, roomAccess } from '../auth/index.js';
+import type { Authenticator } from '../auth/index.js';
 import type { Logger } from '../observability/index.js';
-import { ProtocolError, ROOM_ID, mutedFrame, unmutedFrame, untilOf } from '../protocol/index.js';
+import { ProtocolError, mutedFrame, unmutedFrame, untilOf } from '../protocol/index.js';
 import type { MuteFrame, UnmuteFrame } from '../protocol/index.js';
 import type { MuteStore } from '../store/index.js';
+import { authorizeRoomRequest } from './auth.js';
 import type { Conn, Replies, Ws } from './connection.js';
 
 export function createMuteHandlers(mutes: MuteStore, replies: Replies, log: Logger): {
@@ -45,18 +45,11 @@ export interface MuteRouteDeps {
 /** PUT (body `{"until": <epoch ms>}` or empty) and DELETE /rooms/:room/mute. */
 export function handleMuteRequest(res: HttpResponse, req: HttpRequest, d: MuteRouteDeps, method: 'put' | 'delete'): void {
   const room = req.getParameter(0) ?? '';
-  const authz = /^Bearer\s+(\S+)\s*$/i.exec(req.getHeader('authorization'));
+  const authorization = req.getHeader('authorization');
   let aborted = false;
   res.onAborted(() => { aborted = true; });
-  let id: Identity;
-  try {
-    if (!authz) throw new AuthError('missing', 'no token (use Authorization: Bearer)');
-    id = d.auth.verify(authz[1]!);
-  } catch (err) {
-    return d.json(res, '401 Unauthorized', fail('UNAUTHORIZED', err instanceof AuthError ? err.message : 'token rejected'));
-  }
-  if (!ROOM_ID.test(room)) return d.json(res, '400 Bad Request', fail('UNKNOWN_ROOM', 'room id must match [A-Za-z0-9_-]{1,64}'));
-  if (!roomAccess(id.claims)(room)) return d.json(res, '403 Forbidden', fail('FORBIDDEN', 'this token may not use this room'));
+  const id = authorizeRoomRequest(d.auth, authorization, room, 'this token may not use this room');
+  if ('status' in id) return d.json(res, id.status, id.body);
   const store = (work: Promise<unknown>, body: () => unknown): void => {
     work.then(() => { if (!aborted) d.json(res, '200 OK', body()); }, (err: unknown) => {
       d.log.warn({ err, room }, 'mute store failed');

@@ -1,21 +1,12 @@
 // The one interface every notification sink implements (log, webhook, email; Web Push, FCM or APNs would too).
-import type { NotificationReason } from '../store/index.js';
+import type { NotificationDoc } from '../store/index.js';
 
-/** What a sink delivers: one notification for one recipient. */
-export interface Notification {
+/** What a sink delivers: one notification for one recipient (the record's message fields, `round` included). */
+export interface Notification extends Pick<NotificationDoc, 'messageId' | 'recipient' | 'reason' | 'room' | 'seq' | 'from' | 'body' | 'ts' | 'round'> {
   /** Stable across retries, replays and instances: receivers deduplicate by it. */
   id: string;
-  messageId: string;
-  recipient: string;
-  reason: NotificationReason;
-  room: string;
-  seq: number;
-  from: string;
-  body: string;
-  ts: number;
   /** The attempt (1-based) within the round; a replay from the dead-letter stream starts a new round. */
   attempt: number;
-  round: number;
 }
 
 export interface Sink {
