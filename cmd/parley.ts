@@ -10,7 +10,8 @@ import type { Logger } from '../lib/observability/index.js';
 import { readStackEnv, stackCommand, startStack, stackSettings } from '../lib/stack/index.js';
 import { loadNativeUws } from '../lib/gateway/index.js';
 import { runClient } from './client.js';
-import { connectShared, reconcileOnce, runChat, runGateway, runPresence } from './services.js';
+import { connectShared, reconcileOnce, runChat, runGateway, runNotify, runPresence } from './services.js';
+import { dlqCommand } from './dlq.js';
 import { ROOM_ID } from '../lib/protocol/index.js';
 import type { Closeable } from './services.js';
 
@@ -19,6 +20,8 @@ const USAGE = `usage: parley <command>
   gateway             WebSocket gateway
   chat                chat service (JetStream consumer -> MongoDB -> Redis)
   presence            presence service (reaps dead gateways, announces offline after the grace period)
+  notify              notification service (JetStream consumer -> log / webhook / email, exactly once per recipient)
+  dlq list | replay [--id <notification>]   the notifications' dead-letter stream (prints JSON)
   stack <up|down|status|env|install>   the native local stack (nats-server, redis-server, FerretDB)
   token <user> [--ttl 3600]            print a development JWT (HS256, JWT_SECRET or the dev secret)
   client --user <u> --room <r> [--url ws://127.0.0.1:8080/ws] [--token <jwt>]   interactive CLI client
@@ -35,7 +38,10 @@ async function main(argv: string[]): Promise<number> {
     case 'gateway':
     case 'chat':
     case 'presence':
+    case 'notify':
       return runServices(command, bootLog);
+    case 'dlq':
+      return dlqCommand(rest, await envWithStack());
     case 'stack':
       return stackCommand(rest, bootLog);
     case 'token':
@@ -72,7 +78,7 @@ async function envWithStack(): Promise<NodeJS.ProcessEnv> {
   return stack ? { ...stack, ...process.env } : process.env;
 }
 
-async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', bootLog: Logger): Promise<number> {
+async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence' | 'notify', bootLog: Logger): Promise<number> {
   const closers: Closeable[] = [];
   if (command === 'all' || command === 'gateway') {
     // Before anything else: a gateway on uWS's JavaScript fallback must never start (nor be benchmarked).
@@ -120,17 +126,22 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
     if (command !== 'presence') {
       const shared = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`, closers);
       const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared, closers) : undefined;
+      const notify = command === 'all' || command === 'notify' ? await runNotify(cfg, log, metrics, shared, closers) : undefined;
       if (command === 'all' || command === 'gateway') await runGateway(cfg, log, metrics, shared, closers);
       // Every service has one (gateways too: /metrics is never on the public port, ADR 0011); chat's /readyz also
       // reports MongoDB and its consumer (ADR 0012), and a process running presence its Redis.
       const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
         const nats = shared.nats.connected();
         const st = chat?.status();
+        const nt = notify?.status();
         const presenceUp = presence?.ready() ?? true;
-        const ready = nats && presenceUp && (st?.ready ?? true);
+        const ready = nats && presenceUp && (st?.ready ?? true) && (nt?.ready ?? true);
         return {
           ready,
-          details: { ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}) },
+          details: {
+            ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}),
+            ...(nt ? { notify: nt } : {}),
+          },
         };
       }, log, { benchGc: cfg.benchGc });
       closers.push({ name: 'ops', close: () => ops.close() });

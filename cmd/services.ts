@@ -15,6 +15,9 @@ import { createConnectionAdmission, createSendLimiter } from '../lib/limits/inde
 import { startGatewayPresence, startPresenceService } from '../lib/presence/index.js';
 import type { PresenceService } from '../lib/presence/index.js';
 import { connectRedis, connectSubscriber, redisKeys } from '../lib/redis/index.js';
+import { startNotify } from '../lib/notify/index.js';
+import type { NotifyService } from '../lib/notify/index.js';
+import { openNotificationStore } from '../lib/store/index.js';
 
 export interface Closeable {
   name: string;
@@ -75,8 +78,11 @@ export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: 
   // Closed in reverse: the gateway closes its connections (removing their sessions) before presence unregisters it.
   opened.push({ name: 'presence', close: () => presence.shutdown() });
   const limiter = await createSendLimiter(redis, keys, cfg.rateLimits, log.child({ component: 'limits' }));
+  // Mutes (frames and HTTP) on a small pool of their own: writes are rare and must not queue behind history reads.
+  const mutes = await openNotificationStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'mutes' }), { maxPoolSize: 2 });
+  opened.push({ name: 'mutes', close: () => mutes.close() });
   const gateway = await startGateway({
-    cfg, log: glog, metrics, nats: s.nats, store, presence, presenceEvents, limiter,
+    cfg, log: glog, metrics, nats: s.nats, store, presence, presenceEvents, limiter, mutes,
     ids: createMessageIds(redis, keys, cfg.stream.idempotencyWindowMs),
     fanout: createFanoutSubscriber(fanoutSub, keys),
     auth: createAuthenticator(cfg.jwt),
@@ -125,4 +131,15 @@ export async function reconcileOnce(cfg: Config, log: Logger, opts: { room?: str
   } finally {
     for (const c of closers.reverse()) await c.close();
   }
+}
+
+export async function runNotify(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened): Promise<NotifyService> {
+  const nlog = log.child({ component: 'notify' });
+  const store = await openNotificationStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'notify-store' }));
+  opened.push({ name: 'notify-store', close: () => store.close() });
+  const redis = await connectRedis(cfg.redisUrl, nlog, { name: 'parley-notify', profile: 'commands' });
+  opened.push({ name: 'notify-redis', close: () => redis.close() });
+  const notify = await startNotify({ cfg, log: nlog, metrics, nats: s.nats, jsm: s.jsm, store, redis, keys: redisKeys(cfg.redisPrefix) });
+  opened.push({ name: 'notify', close: () => notify.close() });
+  return notify;
 }

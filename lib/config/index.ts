@@ -143,6 +143,57 @@ export interface RateLimitConfig {
   violationsPerSec: number;
 }
 
+/** The notification service (lib/notify): its consumer, its attempts, its sinks. */
+export interface NotifyConfig {
+  consumer: string;
+  /** Messages one instance holds at once (its work in flight); the consumer's max_ack_pending is 4x this. */
+  batchSize: number;
+  ackWaitMs: number;
+  maxHoldMs: number;
+  /** Attempts (sends) running at once per instance. */
+  concurrency: number;
+  /** Attempts per notification (each one a claim with a lease) before it goes to the dead-letter stream. */
+  maxAttempts: number;
+  /** How long one attempt owns a notification; an attempt is abandoned before it ends, another may claim after. */
+  leaseMs: number;
+  /** Delay before attempt 2; doubled per attempt (with jitter) up to retryMaxMs. */
+  retryMs: number;
+  retryMaxMs: number;
+  dlqStream: string;
+  dlqSubject: string;
+  sinks: Array<'log' | 'webhook' | 'email'>;
+  webhook: WebhookConfig;
+  email: EmailConfig;
+}
+
+export interface WebhookConfig {
+  url: string | undefined;
+  secret: string | undefined;
+  timeoutMs: number;
+  /** Retries within one attempt (exponential back-off with jitter, at least Retry-After when the receiver sends one). */
+  retries: number;
+  backoffMs: number;
+  backoffMaxMs: number;
+  maxRetryAfterMs: number;
+}
+
+export interface EmailConfig {
+  /** smtp://host:port (STARTTLS when offered) or smtps://host:port (TLS from the start); user:pass in the URL. */
+  smtpUrl: string | undefined;
+  /** Refuse to send unless STARTTLS succeeds. */
+  requireTls: boolean;
+  /** Verify the server certificate (turn off only for a test server with a self-signed certificate). */
+  tlsRejectUnauthorized: boolean;
+  /** PEM of the CA that signed the server's certificate (PEM text or a file path). */
+  tlsCa: string | undefined;
+  timeoutMs: number;
+  from: string;
+  /** Templates: {from} {room} {recipient} {reason}. */
+  subject: string;
+  /** A recipient's address: {user} is replaced; unset: the `email` field of the user's document in `users`. */
+  toTemplate: string | undefined;
+}
+
 export interface Config {
   port: number;
   /** How long a gateway retries a port it cannot bind (connections of a killed predecessor in TIME_WAIT). */
@@ -176,6 +227,7 @@ export interface Config {
   recovery: RecoveryConfig;
   presence: PresenceConfig;
   rateLimits: RateLimitConfig;
+  notify: NotifyConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -312,6 +364,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxViolations: r.int('PARLEY_RATE_MAX_VIOLATIONS', 20, 1, 1_000_000),
       violationsPerSec: r.num('PARLEY_RATE_VIOLATIONS_PER_SEC', 1, 0.001, 1_000_000),
     },
+    notify: notifyConfig(r, streamName, subjectRoot),
   };
   if (cfg.stream.duplicateWindowMs > cfg.stream.maxAgeMs && cfg.stream.maxAgeMs > 0) {
     throw new ConfigError('PARLEY_DUPLICATE_WINDOW_MS', 'must not exceed PARLEY_STREAM_MAX_AGE_MS');
@@ -337,6 +390,73 @@ function redisUrl(r: Reader): string {
   } catch (cause) {
     throw new ConfigError('REDIS_URL', (cause as Error).message, { cause });
   }
+}
+
+const SINKS = ['log', 'webhook', 'email'] as const;
+
+function notifyConfig(r: Reader, streamName: string, subjectRoot: string): NotifyConfig {
+  const sinks = r.list('PARLEY_NOTIFY_SINKS', ['log']);
+  for (const s of sinks) {
+    if (!(SINKS as readonly string[]).includes(s)) throw new ConfigError('PARLEY_NOTIFY_SINKS', `unknown sink ${JSON.stringify(s)} (log, webhook, email)`);
+  }
+  const webhookUrl = r.str('PARLEY_NOTIFY_WEBHOOK_URL', '') || undefined;
+  if (webhookUrl) r.url('PARLEY_NOTIFY_WEBHOOK_URL', webhookUrl, ['http:', 'https:']);
+  const secret = r.str('PARLEY_NOTIFY_WEBHOOK_SECRET', '') || undefined;
+  if (sinks.includes('webhook')) {
+    if (!webhookUrl) throw new ConfigError('PARLEY_NOTIFY_WEBHOOK_URL', 'required by the webhook sink');
+    if (!secret || secret.length < 32) throw new ConfigError('PARLEY_NOTIFY_WEBHOOK_SECRET', 'required by the webhook sink, at least 32 characters');
+  }
+  const smtpUrl = r.str('PARLEY_SMTP_URL', '') || undefined;
+  if (smtpUrl) r.url('PARLEY_SMTP_URL', smtpUrl, ['smtp:', 'smtps:']);
+  if (sinks.includes('email') && !smtpUrl) throw new ConfigError('PARLEY_SMTP_URL', 'required by the email sink');
+  const caRaw = r.str('PARLEY_SMTP_TLS_CA', '');
+  let tlsCa: string | undefined;
+  if (caRaw) {
+    if (caRaw.includes('-----BEGIN')) tlsCa = caRaw.replace(/\\n/g, '\n');
+    else if (existsSync(caRaw)) tlsCa = readFileSync(caRaw, 'utf8');
+    else throw new ConfigError('PARLEY_SMTP_TLS_CA', `neither a PEM certificate nor an existing file: ${caRaw}`);
+  }
+  // A renamed stream (a second deployment, a test suite) gets its own dead-letter stream and subject.
+  const dlqStream = r.str('PARLEY_NOTIFY_DLQ_STREAM', streamName === 'CHAT' ? 'NOTIFY_DLQ' : `${streamName}_NOTIFY_DLQ`);
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(dlqStream)) throw new ConfigError('PARLEY_NOTIFY_DLQ_STREAM', 'must match [A-Za-z0-9_-]{1,64}');
+  const webhookTimeoutMs = r.int('PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS', 5_000, 100, 600_000);
+  const n: NotifyConfig = {
+    consumer: r.str('PARLEY_NOTIFY_CONSUMER', 'notify'),
+    batchSize: r.int('PARLEY_NOTIFY_BATCH', 64, 1, 10_000),
+    ackWaitMs: r.int('PARLEY_NOTIFY_ACK_WAIT_MS', 30_000, 1_000, 3_600_000),
+    maxHoldMs: r.int('PARLEY_NOTIFY_MAX_HOLD_MS', 60_000, 1_000, 3_600_000),
+    concurrency: r.int('PARLEY_NOTIFY_CONCURRENCY', 32, 1, 10_000),
+    maxAttempts: r.int('PARLEY_NOTIFY_MAX_ATTEMPTS', 5, 1, 1_000),
+    leaseMs: r.int('PARLEY_NOTIFY_LEASE_MS', 60_000, 1_000, 3_600_000),
+    retryMs: r.int('PARLEY_NOTIFY_RETRY_MS', 2_000, 10, 3_600_000),
+    retryMaxMs: r.int('PARLEY_NOTIFY_RETRY_MAX_MS', 300_000, 10, 86_400_000),
+    dlqStream,
+    dlqSubject: `${subjectRoot}.notify.dead`,
+    sinks: [...new Set(sinks)] as NotifyConfig['sinks'],
+    webhook: {
+      url: webhookUrl,
+      secret,
+      timeoutMs: webhookTimeoutMs,
+      retries: r.int('PARLEY_NOTIFY_WEBHOOK_RETRIES', 4, 0, 100),
+      backoffMs: r.int('PARLEY_NOTIFY_WEBHOOK_BACKOFF_MS', 250, 1, 600_000),
+      backoffMaxMs: r.int('PARLEY_NOTIFY_WEBHOOK_BACKOFF_MAX_MS', 10_000, 1, 3_600_000),
+      maxRetryAfterMs: r.int('PARLEY_NOTIFY_WEBHOOK_MAX_RETRY_AFTER_MS', 30_000, 0, 3_600_000),
+    },
+    email: {
+      smtpUrl,
+      requireTls: r.bool('PARLEY_SMTP_REQUIRE_TLS', false),
+      tlsRejectUnauthorized: r.bool('PARLEY_SMTP_TLS_REJECT_UNAUTHORIZED', true),
+      tlsCa,
+      timeoutMs: r.int('PARLEY_SMTP_TIMEOUT_MS', 10_000, 100, 600_000),
+      from: r.str('PARLEY_NOTIFY_EMAIL_FROM', 'Parley <notify@localhost>'),
+      subject: r.str('PARLEY_NOTIFY_EMAIL_SUBJECT', '{from} in {room}'),
+      toTemplate: r.str('PARLEY_NOTIFY_EMAIL_TO', '') || undefined,
+    },
+  };
+  // An attempt must end inside its lease, or a second instance could claim the next attempt while it still sends.
+  if (n.sinks.includes('webhook') && n.leaseMs < 2 * n.webhook.timeoutMs) throw new ConfigError('PARLEY_NOTIFY_LEASE_MS', `must be at least twice PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS (${n.webhook.timeoutMs})`);
+  if (n.sinks.includes('email') && n.leaseMs < 2 * n.email.timeoutMs) throw new ConfigError('PARLEY_NOTIFY_LEASE_MS', `must be at least twice PARLEY_SMTP_TIMEOUT_MS (${n.email.timeoutMs})`);
+  return n;
 }
 
 function readPem(value: string): string {

@@ -10,3 +10,4 @@ export type { RoomReader } from './reader.js';
 export type { DurableOptions } from './setup.js';
 export type { EventPublisher } from './publisher.js';
 export type { BatchConsumer, BatchConsumerOptions, BatchSteps, ConsumerHealth, Step } from './consumer.js';
+export { isNoMessage, isNotFound, isStreamNameInUse } from './errors.js';

@@ -1,5 +1,7 @@
 // Pulls the token out of an upgrade request: Authorization: Bearer, ?token=, or a `token.<jwt>` subprotocol entry.
-import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/index.js';
+import type { Authenticator, Identity } from '../auth/index.js';
+import { AuthError, roomAccess } from '../auth/index.js';
+import { ROOM_ID, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/index.js';
 
 export interface UpgradeCredentials {
   token: string | undefined;
@@ -24,4 +26,29 @@ export function credentialsFrom(authorization: string, query: string, protocols:
     if (offered.includes(SUBPROTOCOL)) protocol = SUBPROTOCOL;
   }
   return { token: token || undefined, protocol };
+}
+
+/** An HTTP refusal: the status line and the `{error: {code, message}}` body. */
+export interface HttpRefusal {
+  status: string;
+  body: { error: { code: string; message: string } };
+}
+
+/**
+ * The identity of an HTTP request about one room (`Authorization: Bearer`, a valid room id the token may use), or
+ * the refusal to answer with: 401, 400 (UNKNOWN_ROOM) or 403.
+ */
+export function authorizeRoomRequest(auth: Authenticator, authorization: string, room: string, forbidden: string): Identity | HttpRefusal {
+  const fail = (status: string, code: string, message: string): HttpRefusal => ({ status, body: { error: { code, message } } });
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  let id: Identity;
+  try {
+    if (!m) throw new AuthError('missing', 'no token (use Authorization: Bearer)');
+    id = auth.verify(m[1]!);
+  } catch (err) {
+    return fail('401 Unauthorized', 'UNAUTHORIZED', err instanceof AuthError ? err.message : 'token rejected');
+  }
+  if (!ROOM_ID.test(room)) return fail('400 Bad Request', 'UNKNOWN_ROOM', 'room id must match [A-Za-z0-9_-]{1,64}');
+  if (!roomAccess(id.claims)(room)) return fail('403 Forbidden', 'FORBIDDEN', forbidden);
+  return id;
 }

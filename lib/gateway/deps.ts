@@ -8,7 +8,7 @@ import type { SendLimiter } from '../limits/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { GatewayPresence } from '../presence/index.js';
 import type { RedisSubscriber } from '../redis/index.js';
-import type { MessageStore } from '../store/index.js';
+import type { MessageStore, MuteStore } from '../store/index.js';
 
 export interface GatewayDeps {
   cfg: Config;
@@ -31,6 +31,8 @@ export interface GatewayDeps {
   limiter: SendLimiter;
   /** The seq each message id was first stored with, for resends beyond JetStream's window (lib/idempotency). */
   ids: MessageIds;
+  /** Room mutes of the notification service (MongoDB `mutes`). */
+  mutes: MuteStore;
 }
 
 export interface Gateway {

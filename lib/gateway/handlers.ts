@@ -10,6 +10,7 @@ import { removeFrom } from './connection.js';
 import type { GatewayDeps } from './deps.js';
 import { readPage } from './history.js';
 import type { HistoryPages } from './history-cache.js';
+import { createMuteHandlers } from './mutes.js';
 import { replay } from './replay.js';
 import { sendOnce } from './send.js';
 import type { RoomFeed } from './rooms.js';
@@ -208,8 +209,14 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
     });
   };
 
+  const mutes = createMuteHandlers(d.mutes, x.replies, log);
+
   return (ws, c, f) => {
     switch (f.type) {
+      case 'mute':
+        return mutes.onMute(ws, c, f);
+      case 'unmute':
+        return mutes.onUnmute(ws, c, f);
       case 'send':
         return limitSend(ws, c, f);
       case 'join':

@@ -1,15 +1,14 @@
 // GET /rooms/:room/messages?before=&limit= — a page of a room's history from MongoDB, newest first (JWT required).
 // Limited like WebSocket `history`: the user's and the address's budgets (429), then the gateway's read gate (503).
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import type { Authenticator, Identity } from '../auth/index.js';
-import { AuthError, roomAccess } from '../auth/index.js';
+import type { Authenticator } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
-import { ROOM_ID } from '../protocol/index.js';
 import type { StoredMessage } from '../protocol/index.js';
 import type { SendLimiter } from '../limits/index.js';
 import { ClientGoneError, StorageBusyError } from '../store/index.js';
 import type { HistoryPages } from './history-cache.js';
+import { authorizeRoomRequest } from './auth.js';
 
 export interface HistoryDeps {
   cfg: Config;
@@ -39,20 +38,13 @@ export function handleHistoryRequest(res: HttpResponse, req: HttpRequest, d: His
   // req is only valid synchronously: copy what is needed before anything async.
   const room = req.getParameter(0) ?? '';
   const query = new URLSearchParams(req.getQuery() ?? '');
-  const authz = /^Bearer\s+(\S+)\s*$/i.exec(req.getHeader('authorization'));
+  const authorization = req.getHeader('authorization');
   const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
   let aborted = false;
   res.onAborted(() => { aborted = true; });
 
-  let id: Identity;
-  try {
-    if (!authz) throw new AuthError('missing', 'no token (use Authorization: Bearer)');
-    id = d.auth.verify(authz[1]!);
-  } catch (err) {
-    return d.json(res, '401 Unauthorized', fail('UNAUTHORIZED', err instanceof AuthError ? err.message : 'token rejected'));
-  }
-  if (!ROOM_ID.test(room)) return d.json(res, '400 Bad Request', fail('UNKNOWN_ROOM', 'room id must match [A-Za-z0-9_-]{1,64}'));
-  if (!roomAccess(id.claims)(room)) return d.json(res, '403 Forbidden', fail('FORBIDDEN', 'this token may not read this room'));
+  const id = authorizeRoomRequest(d.auth, authorization, room, 'this token may not read this room');
+  if ('status' in id) return d.json(res, id.status, id.body);
   const before = intParam(query.get('before'), 1);
   const limitParam = intParam(query.get('limit'), 1);
   const limit = limitParam === undefined ? d.cfg.recovery.historyDefaultLimit : limitParam;

@@ -1,9 +1,11 @@
-// The gateway's HTTP routes on its public port: /healthz, /readyz, GET /rooms/:room/messages, and 404 for the rest.
+// The gateway's HTTP routes on its public port: /healthz, /readyz, GET /rooms/:room/messages, PUT and DELETE
+// /rooms/:room/mute, and 404 for the rest.
 // /metrics is served on PARLEY_METRICS_PORT only (lib/observability/http.ts), never here; what the probes answer is
 // lib/observability/probes.ts, shared with that server.
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { GatewayDeps } from './deps.js';
 import { handleHistoryRequest } from './history.js';
+import { handleMuteRequest } from './mutes.js';
 import { probeResponse } from '../observability/index.js';
 import type { OpsResponse, Readiness } from '../observability/index.js';
 import type { HistoryPages } from './history-cache.js';
@@ -42,6 +44,9 @@ export function registerRoutes(app: TemplatedApp, d: GatewayDeps, pages: History
   app.get('/rooms/:room/messages', (res, req) => handleHistoryRequest(res, req, {
     cfg: d.cfg, log: d.log, auth: d.auth, pages, limiter: d.limiter, json,
   }));
+  const muteDeps = { auth: d.auth, mutes: d.mutes, log: d.log, json };
+  app.put('/rooms/:room/mute', (res, req) => handleMuteRequest(res, req, muteDeps, 'put'));
+  app.del('/rooms/:room/mute', (res, req) => handleMuteRequest(res, req, muteDeps, 'delete'));
   app.any('/*', (res, req) => {
     if (req.getMethod() === 'head') {
       res.cork(() => res.writeStatus('404 Not Found').end());

@@ -7,14 +7,17 @@ export interface LoggerOptions {
   level: string;
   /** Service name bound once on the root logger (`parley all` runs several under one). */
   name: string;
+  /** Log to stderr: for commands whose stdout is their answer (`parley dlq` prints JSON). */
+  stderr?: boolean;
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  return pino({
+  const options = {
     name: opts.name,
     level: opts.level,
     base: { pid: process.pid },
     // Never let a token reach the logs, whatever a call site passes in.
     redact: { paths: ['token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' },
-  });
+  };
+  return opts.stderr ? pino(options, pino.destination(2)) : pino(options);
 }

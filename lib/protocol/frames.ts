@@ -25,8 +25,11 @@ export interface SendFrame { type: 'send'; room: RoomId; id: string; body: strin
 export interface TypingFrame { type: 'typing'; room: RoomId }
 export interface HistoryFrame { type: 'history'; room: RoomId; before?: number; limit?: number }
 export interface RefreshFrame { type: 'refresh'; token: string }
+/** Stop notifications of a room for the user (every connection of theirs), until `until` (epoch ms) or unmute. */
+export interface MuteFrame { type: 'mute'; room: RoomId; until?: number }
+export interface UnmuteFrame { type: 'unmute'; room: RoomId }
 
-export type ClientFrame = JoinFrame | LeaveFrame | SendFrame | TypingFrame | HistoryFrame | RefreshFrame;
+export type ClientFrame = JoinFrame | LeaveFrame | SendFrame | TypingFrame | HistoryFrame | RefreshFrame | MuteFrame | UnmuteFrame;
 
 export interface ParseLimits {
   maxBodyBytes: number;
@@ -87,6 +90,14 @@ export function parseClientFrame(text: string, limits: ParseLimits): ClientFrame
       }
       return frame;
     }
+    case 'mute': {
+      const room = roomOf(o, refOf(o.room));
+      const frame: MuteFrame = { type: 'mute', room };
+      if (o.until !== undefined) frame.until = untilOf(o.until, room);
+      return frame;
+    }
+    case 'unmute':
+      return { type: 'unmute', room: roomOf(o, refOf(o.room)) };
     case 'refresh':
       if (typeof o.token !== 'string' || o.token.length === 0 || o.token.length > 8192) {
         throw new ProtocolError('BAD_FRAME', 'refresh.token must be a non-empty string');
@@ -114,6 +125,14 @@ function refOf(v: unknown): string | undefined {
 function seqOf(v: unknown, field: string, ref: string): number {
   if (!Number.isSafeInteger(v) || (v as number) < 0) {
     throw new ProtocolError('BAD_FRAME', `${field} must be a non-negative integer sequence`, ref);
+  }
+  return v as number;
+}
+
+/** A mute's end: epoch milliseconds (a positive safe integer). Shared by the frame and the HTTP endpoint. */
+export function untilOf(v: unknown, ref?: string): number {
+  if (!Number.isSafeInteger(v) || (v as number) <= 0) {
+    throw new ProtocolError('BAD_FRAME', 'mute.until must be a positive integer (epoch milliseconds)', ref);
   }
   return v as number;
 }

@@ -56,3 +56,11 @@ export function historyFrame(room: RoomId, messages: StoredMessage[], more: bool
   const next = more && messages.length > 0 ? messages[messages.length - 1]!.seq : null;
   return JSON.stringify({ type: 'history', room, messages, more, next });
 }
+
+export function mutedFrame(room: RoomId, until: number | null): string {
+  return JSON.stringify({ type: 'muted', room, until });
+}
+
+export function unmutedFrame(room: RoomId, was: boolean): string {
+  return JSON.stringify({ type: 'unmuted', room, was });
+}

@@ -15,8 +15,12 @@ export interface TypingEventFrame { type: 'typing'; room: RoomId; user: string }
 /** `next`: the `before` of the following page, null when there is none. */
 export interface HistoryPageFrame { type: 'history'; room: RoomId; messages: StoredMessage[]; more: boolean; next: number | null }
 export interface RefreshedFrame { type: 'refreshed'; expiresAt: number | null }
+/** The answer to `mute`: `until` null means until unmuted. */
+export interface MutedFrame { type: 'muted'; room: RoomId; until: number | null }
+/** The answer to `unmute`: `was` says whether the room was muted. */
+export interface UnmutedFrame { type: 'unmuted'; room: RoomId; was: boolean }
 export interface ErrorFrame { type: 'error'; code: ErrorCode; message: string; ref?: string; retryAfterMs?: number }
 
 export type ServerFrame =
   | WelcomeFrame | JoinedFrame | LeftFrame | MessageFrame | AckFrame | PresenceFrame | TypingEventFrame | HistoryPageFrame
-  | RefreshedFrame | ErrorFrame;
+  | RefreshedFrame | ErrorFrame | MutedFrame | UnmutedFrame;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
-import { ensureFerretdb, ensureK6, ensureKustomize, ensureNatsServer, ensureRedis } from './install.js';
+import { ensureFerretdb, ensureK6, ensureKustomize, ensureMailpit, ensureNatsServer, ensureRedis } from './install.js';
 import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
 import { ensurePostgres } from './postgres.js';
@@ -110,6 +110,7 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
     ['redis-server', ensureRedis(log, settings)],
     ['ferretdb', ensureFerretdb(log, settings)],
     ['kustomize', ensureKustomize(log, settings)],
+    ['mailpit', ensureMailpit(log, settings)],
   ];
   if (k6) jobs.push(['k6', ensureK6(log, settings)]);
   if (settings.mongoBackend === 'postgresql' && !settings.ferretdbPostgresqlUrl) jobs.push(['postgresql', ensurePostgres(log, settings)]);

@@ -1,18 +1,20 @@
 // Public surface of the native local stack: cached server binaries, managed server processes, `parley stack`.
 export { StackError } from './errors.js';
-export { ensureFerretdb, ensureK6, ensureKustomize, ensureNatsServer, ensureRedis } from './install.js';
+export { ensureFerretdb, ensureK6, ensureKustomize, ensureMailpit, ensureNatsServer, ensureRedis } from './install.js';
+export { launchMailpit } from './mailpit.js';
 export { freePort } from './process.js';
 export { childrenOf } from './util.js';
 export { answers, probeMongo, probeNats, probeRedis } from './probe.js';
 export { launchFerretdb, launchNats, launchRedis, startStack } from './services.js';
 export { ensurePostgres, launchPostgres } from './postgres.js';
 export {
-  DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
+  DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MAILPIT_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
 } from './settings.js';
 export { readStackEnv, stackCommand } from './cli.js';
 
 export type { StackErrorCode } from './errors.js';
 export type { ManagedService, ServiceName } from './process.js';
+export type { Mailpit, MailpitOptions } from './mailpit.js';
 export type { ProbeKind } from './probe.js';
 export type {
   FerretdbOptions, FerretdbService, NatsOptions, RedisOptions, Stack, StackEnv, StartStackOptions,

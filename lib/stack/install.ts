@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import { StackError, type StackErrorCode } from './errors.js';
 import { withLock } from './lock.js';
-import { FERRETDB_VERSION, K6_VERSION, KUSTOMIZE_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings } from './settings.js';
+import {
+  FERRETDB_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MAILPIT_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings,
+} from './settings.js';
 import { findExecutable, isExecutable, run } from './util.js';
 
 const GO_FALLBACK_DIRS = ['/usr/local/go/bin'];
@@ -26,6 +28,12 @@ export async function ensureK6(log: Logger, settings = stackSettings()): Promise
 export async function ensureKustomize(log: Logger, settings = stackSettings()): Promise<string> {
   return ensureBuilt(settings, log, 'kustomize', KUSTOMIZE_VERSION, async (go, outDir) => {
     await run(go, ['install', `sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}`], { env: goEnv({ GOBIN: outDir }) });
+  });
+}
+
+export async function ensureMailpit(log: Logger, settings = stackSettings()): Promise<string> {
+  return ensureBuilt(settings, log, 'mailpit', MAILPIT_VERSION, async (go, outDir) => {
+    await run(go, ['install', `github.com/axllent/mailpit@${MAILPIT_VERSION}`], { env: goEnv({ GOBIN: outDir }) });
   });
 }
 

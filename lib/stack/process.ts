@@ -11,9 +11,12 @@ export type ServiceName = 'nats' | 'redis' | 'ferretdb';
 /** Servers the stack runs for another one (PostgreSQL behind FerretDB's postgresql backend). */
 export type BackendName = 'postgres';
 
+/** Every server the stack can run: the three of the stack, their backends, and Mailpit for the email sink's tests. */
+export type ServerName = ServiceName | BackendName | 'mailpit';
+
 /** A server started by the stack. `start()` again after `stop()`/`kill()` reuses the same port and data. */
 export interface ManagedService {
-  readonly name: ServiceName | BackendName;
+  readonly name: ServerName;
   readonly url: string;
   readonly port: number;
   /** The pid of the running process, undefined while stopped. */
@@ -31,7 +34,7 @@ export interface ManagedService {
 }
 
 export interface ServiceSpec {
-  name: ServiceName | BackendName;
+  name: ServerName;
   binary: string;
   /** Arguments for a start on `port`; called before every start. */
   args(port: number): Promise<string[]>;
@@ -99,7 +102,7 @@ class NativeService implements ManagedService {
 
   constructor(private readonly spec: ServiceSpec, readonly port: number) {}
 
-  get name(): ServiceName | BackendName { return this.spec.name; }
+  get name(): ServerName { return this.spec.name; }
   get url(): string { return this.spec.url(this.port); }
   get running(): boolean {
     const c = this.#child;

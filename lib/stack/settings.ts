@@ -13,6 +13,8 @@ export const KUSTOMIZE_VERSION = 'v5.7.1';
 export const MONGO_BACKENDS = ['sqlite', 'postgresql'] as const;
 export type MongoBackend = (typeof MONGO_BACKENDS)[number];
 export const DEFAULT_MONGO_BACKEND: MongoBackend = 'sqlite';
+/** The SMTP server the email sink's tests send to (its HTTP API lists what it received). */
+export const MAILPIT_VERSION = 'v1.33.1';
 
 export interface StackSettings {
   /** Where binaries are built and cached, outside any repository. */

@@ -53,7 +53,7 @@ export function token(user: string, ttlMs = 3_600_000, secret = TEST_JWT_SECRET)
   return mintToken({ secret, user, ttlMs });
 }
 
-type Command = 'gateway' | 'chat' | 'presence' | 'all';
+type Command = 'gateway' | 'chat' | 'presence' | 'all' | 'notify';
 
 /** A port free on 127.0.0.1 now, for a process to listen on (the harness must know it to poll /readyz). */
 async function freePort(): Promise<number> {

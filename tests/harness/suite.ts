@@ -64,7 +64,7 @@ export class Suite {
   }
 
   /** Starts a Parley process with the suite's environment (plus `extra`); closed with the suite. */
-  async start(command: 'gateway' | 'chat' | 'presence' | 'all', extra: Record<string, string> = {}): Promise<ParleyProcess> {
+  async start(command: 'gateway' | 'chat' | 'presence' | 'all' | 'notify', extra: Record<string, string> = {}): Promise<ParleyProcess> {
     const p = await ParleyProcess.start(command, { ...this.env, ...extra });
     this.procs.push(p);
     return p;
