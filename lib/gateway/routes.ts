@@ -2,6 +2,7 @@
 // /metrics is served on PARLEY_METRICS_PORT only (lib/observability/http.ts), never here; what the probes answer is
 // lib/observability/probes.ts, shared with that server.
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { registerDemo } from '../demo/index.js';
 import type { GatewayDeps } from './deps.js';
 import { handleHistoryRequest } from './history.js';
 import { probeResponse } from '../observability/index.js';
@@ -42,6 +43,7 @@ export function registerRoutes(app: TemplatedApp, d: GatewayDeps, reads: ReadGat
   app.get('/rooms/:room/messages', (res, req) => handleHistoryRequest(res, req, {
     cfg: d.cfg, log: d.log, auth: d.auth, store: d.store, reads, limiter: d.limiter, json,
   }));
+  if (d.cfg.demo) registerDemo(app, d.cfg, d.log);
   app.any('/*', (res, req) => {
     if (req.getMethod() === 'head') {
       res.cork(() => res.writeStatus('404 Not Found').end());
