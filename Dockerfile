@@ -11,6 +11,7 @@ COPY cmd ./cmd
 COPY lib ./lib
 COPY bench ./bench
 COPY tests ./tests
+COPY web ./web
 RUN npm run build
 
 FROM node:20-bookworm-slim AS runtime
@@ -22,6 +23,8 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 # packages that this image leaves out; `parley bench` says so and runs from a source checkout).
 COPY --from=build /app/dist/cmd ./dist/cmd
 COPY --from=build /app/dist/lib ./dist/lib
+# The demo page's bundle (served only with PARLEY_DEMO=1).
+COPY --from=build /app/dist/web ./dist/web
 USER node
 EXPOSE 8080
 # The gateway serves /healthz on PORT; a `chat`-only container has no HTTP listener (compose disables this check there).

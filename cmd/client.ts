@@ -1,12 +1,12 @@
-// `parley client`: a small interactive client. Lines typed are sent to the room; frames that arrive are printed.
-import { randomUUID } from 'node:crypto';
+// `parley client`: a small interactive client on the SDK (lib/client). Lines typed are sent to the room; what
+// arrives is printed. It reconnects by itself (to the next of several --url, comma-separated) and recovers the room.
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
 import { mintToken } from '../lib/auth/index.js';
+import { connect } from '../lib/client/node.js';
+import type { ParleyClient } from '../lib/client/node.js';
 import { loadConfig } from '../lib/config/index.js';
 import type { Logger } from '../lib/observability/index.js';
-import type { ServerFrame } from '../lib/protocol/index.js';
 
 export async function runClient(argv: string[], env: NodeJS.ProcessEnv, _log: Logger): Promise<number> {
   const { values } = parseArgs({
@@ -20,57 +20,51 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv, _log: Lo
     },
   });
   const cfg = loadConfig(env);
-  const url = values.url ?? `ws://127.0.0.1:${cfg.port}/ws`;
-  let token = values.token;
-  if (!token) {
-    if (!values.user || !cfg.jwt.secret) {
-      console.error('usage: parley client --user <u> --room <r> [--url <ws url>] [--token <jwt>]');
-      return 2;
-    }
-    token = mintToken({ secret: cfg.jwt.secret, user: values.user, ttlMs: 12 * 3_600_000 });
+  const urls = (values.url ?? `ws://127.0.0.1:${cfg.port}/ws`).split(',');
+  const user = values.user;
+  const secret = cfg.jwt.secret;
+  if (!values.token && (!user || !secret)) {
+    console.error('usage: parley client --user <u> --room <r> [--url <ws url>[,<ws url>...]] [--token <jwt>] [--since <seq>]');
+    return 2;
   }
   const room = values.room;
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-  ws.on('unexpected-response', (_req, res) => {
-    console.error(`server refused the connection: HTTP ${res.statusCode}`);
-    process.exitCode = 1;
+  const client: ParleyClient = values.token
+    ? connect({ url: urls, token: values.token })
+    : connect({ url: urls, getToken: () => mintToken({ secret: secret!, user: user!, ttlMs: 12 * 3_600_000 }) });
+  const time = (ts: number): string => new Date(ts).toISOString().slice(11, 19);
+  client.on('welcome', (f) => console.log(`  connected as ${f.user} (session ${f.session})`));
+  client.on('state', (s) => console.error(`  [${s}]`));
+  client.on('disconnect', (d) => console.error(`  disconnected (${d.code}${d.reason ? ` ${d.reason}` : ''})` +
+    (d.retryInMs === undefined ? '' : `; reconnecting in ${d.retryInMs} ms`)));
+  client.on('joined', (f) => console.log(`  joined #${f.room} at seq ${f.seq}; online: ${(f.presence ?? []).join(', ')}`));
+  client.on('message', (m) => console.log(`[${time(m.ts)}] #${m.room} <${m.from}> ${m.body}  (seq ${m.seq})`));
+  client.on('presence', (f) => console.log(`  * ${f.user} is ${f.status}${f.room ? ` in #${f.room}` : ''}`));
+  client.on('typing', (f) => console.log(`  … ${f.user} is typing in #${f.room}`));
+  client.on('reset', (e) => console.log(`  ! too far behind in #${e.room}: seqs ${e.from + 1}..${e.to} were not replayed`));
+  client.on('error', (e) => console.error(`  ! ${e.code}: ${e.message}`));
+  client.join(room, values.since ? { since: Number(values.since) } : {}).catch(() => undefined); // reported as 'error'
+  const rl = createInterface({ input: process.stdin });
+  const pending = new Set<Promise<unknown>>();
+  rl.on('line', (line) => {
+    const body = line.trim();
+    if (!body) return;
+    const p = client.send(room, body).then(
+      (a) => console.log(`  ✓ stored as seq ${a.seq}${a.duplicate ? ' (duplicate)' : ''}`),
+      (e: Error) => console.error(`  ! not sent: ${e.message}`),
+    );
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
   });
-  ws.on('open', () => {
-    const join: Record<string, unknown> = { type: 'join', room };
-    if (values.since) join.since = Number(values.since);
-    ws.send(JSON.stringify(join));
-    const rl = createInterface({ input: process.stdin });
-    rl.on('line', (line) => {
-      const body = line.trim();
-      if (body) ws.send(JSON.stringify({ type: 'send', room, id: randomUUID(), body }));
-    });
-    rl.on('close', () => ws.close(1000));
-  });
-  ws.on('message', (data) => console.log(format(String(data))));
   return new Promise<number>((resolve) => {
-    ws.on('close', (code, reason) => {
-      console.error(`closed: ${code} ${reason.toString()}`);
-      resolve(code === 1000 || code === 1005 ? (process.exitCode as number | undefined) ?? 0 : 1);
+    let failed = false;
+    client.on('error', (e) => { if (e.code === 'CLOSED' || e.closeCode !== undefined) failed = true; });
+    // End of input (also a piped one): the lines already read are still sent and acknowledged first.
+    rl.on('close', () => void Promise.allSettled([...pending]).then(() => client.close()));
+    client.on('state', (s) => {
+      if (s !== 'closed') return;
+      rl.close();
       process.stdin.destroy();
+      resolve(failed ? 1 : 0);
     });
-    ws.on('error', (err) => console.error(`error: ${err.message}`));
   });
-}
-
-function format(text: string): string {
-  try {
-    const f = JSON.parse(text) as ServerFrame;
-    switch (f.type) {
-      case 'message': return `[${new Date(f.ts).toISOString().slice(11, 19)}] #${f.room} <${f.from}> ${f.body}  (seq ${f.seq})`;
-      case 'ack': return `  ✓ stored as seq ${f.seq}${f.duplicate ? ' (duplicate)' : ''}`;
-      case 'error': return `  ! ${f.code}: ${f.message}`;
-      case 'joined': return `  joined #${f.room} at seq ${f.seq}; online: ${(f.presence ?? []).join(', ')}`;
-      case 'presence': return `  * ${f.user} is ${f.status}${f.room ? ` in #${f.room}` : ''}`;
-      case 'typing': return `  … ${f.user} is typing in #${f.room}`;
-      case 'welcome': return `  connected as ${f.user} (session ${f.session})`;
-      default: return `  ${text}`;
-    }
-  } catch {
-    return text;
-  }
 }

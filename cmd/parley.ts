@@ -97,6 +97,8 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence' | 'n
     closers.push({ name: 'stack', close: () => stack.stop() });
     env = { ...stack.env, ...env };
   }
+  // Laptop mode serves the demo page unless told otherwise; production never does by default.
+  if (command === 'all' && env.PARLEY_DEMO === undefined && env.NODE_ENV !== 'production') env = { ...env, PARLEY_DEMO: '1' };
   let cfg: Config;
   try {
     cfg = loadConfig(env);

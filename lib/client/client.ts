@@ -92,7 +92,11 @@ export interface ClientEvents {
   /** The server left a room for you (`reason: "forbidden"` after a refresh to a token without it). */
   left: LeftFrame;
   reset: ResetEvent;
+  /** A connection (or an attempt) ended; `retryInMs`: when the next attempt starts (undefined: none scheduled). */
+  disconnect: DisconnectEvent;
 }
+
+export interface DisconnectEvent { code: number; reason: string; retryInMs: number | undefined }
 
 interface Waiter<T> { resolve(v: T): void; reject(e: ParleyError): void }
 
@@ -361,13 +365,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
     if (policy === 'token') this.nextTokenReason = 'expired';
     this.setState(this.everOpen ? 'recovering' : 'connecting');
-    this.scheduleReconnect(policy);
+    this.emit('disconnect', { code, reason, retryInMs: this.scheduleReconnect(policy) });
   }
 
-  private scheduleReconnect(policy: ClosePolicy): void {
-    if (this.closedWith || this.timer || this.offline) return;
+  /** Schedules the next attempt; returns its delay, or undefined when none is scheduled (closed, offline). */
+  private scheduleReconnect(policy: ClosePolicy): number | undefined {
+    if (this.closedWith || this.timer || this.offline) return undefined;
     const delay = reconnectDelay(this.attempt++, policy, this.o.reconnect);
     this.timer = setTimeout(() => this.connectNow(), delay);
+    return delay;
   }
 
   /** Fails everything pending and stops for good. */

@@ -15,7 +15,7 @@ export { decodeServerFrame, encodeFrame, openSocket } from './transport.js';
 export { CLOSE_CODES, ERROR_CODES, SUBPROTOCOL } from '../protocol/codes.js';
 
 export type {
-  ClientEvents, ClientOptions, ConnectionState, HistoryOptions, JoinOptions, ResetEvent, SendOptions, SendResult, TokenRequest,
+  ClientEvents, ClientOptions, ConnectionState, DisconnectEvent, HistoryOptions, JoinOptions, ResetEvent, SendOptions, SendResult, TokenRequest,
 } from './client.js';
 export type { ClientErrorCode } from './errors.js';
 export type { BackoffOptions, ClosePolicy } from './reconnect.js';

@@ -219,6 +219,8 @@ export interface Config {
   gatewayId: string;
   logLevel: string;
   shutdownTimeoutMs: number;
+  /** Serve the demo chat page at `/` (PARLEY_DEMO; on by default in `parley all` outside production). */
+  demo: boolean;
   jwt: JwtConfig;
   connection: ConnectionConfig;
   storage: StorageConfig;
@@ -286,6 +288,7 @@ export function loadConfig(env: Env = process.env): Config {
     gatewayId: r.str('PARLEY_GATEWAY_ID', `gw-${process.pid}-${Math.random().toString(36).slice(2, 8)}`),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LEVELS),
     shutdownTimeoutMs: r.int('PARLEY_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    demo: r.bool('PARLEY_DEMO', false),
     jwt: {
       secret: useSecret,
       publicKey,

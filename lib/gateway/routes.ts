@@ -3,6 +3,7 @@
 // /metrics is served on PARLEY_METRICS_PORT only (lib/observability/http.ts), never here; what the probes answer is
 // lib/observability/probes.ts, shared with that server.
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { registerDemo } from '../demo/index.js';
 import type { GatewayDeps } from './deps.js';
 import { handleHistoryRequest } from './history.js';
 import { handleMuteRequest } from './mutes.js';
@@ -47,6 +48,7 @@ export function registerRoutes(app: TemplatedApp, d: GatewayDeps, pages: History
   const muteDeps = { auth: d.auth, mutes: d.mutes, log: d.log, json };
   app.put('/rooms/:room/mute', (res, req) => handleMuteRequest(res, req, muteDeps, 'put'));
   app.del('/rooms/:room/mute', (res, req) => handleMuteRequest(res, req, muteDeps, 'delete'));
+  if (d.cfg.demo) registerDemo(app, d.cfg, d.log);
   app.any('/*', (res, req) => {
     if (req.getMethod() === 'head') {
       res.cork(() => res.writeStatus('404 Not Found').end());

@@ -1,6 +1,10 @@
-// A WebSocket test client that records every frame and lets tests wait for conditions on them.
+// A WebSocket test client that records every frame and lets tests wait for conditions on them. It opens its socket
+// and decodes frames with the SDK's transport (lib/client), but keeps every raw frame: suites test what the server
+// sends, including to clients that misbehave, which the SDK itself never does. For app-level behaviour (reconnect,
+// recovery, resends) suites use the SDK: Suite.sdk().
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { NodeWebSocket, decodeServerFrame, openSocket } from '../../lib/client/node.js';
 import type { MessageFrame as ProtocolMessageFrame } from '../../lib/protocol/index.js';
 import { until } from './wait.js';
 
@@ -18,14 +22,16 @@ export class TestClient {
   private constructor(readonly ws: WebSocket, readonly user: string) {
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('message', (data, isBinary) => {
-      if (!isBinary) this.frames.push(JSON.parse(String(data)) as Frame);
+      const f = isBinary ? undefined : decodeServerFrame(String(data));
+      if (f) this.frames.push(f as unknown as Frame);
     });
     ws.on('error', () => undefined); // surfaced through `closed` and the awaited frames
   }
 
-  /** Connects with `Authorization: Bearer` and resolves after the `welcome` frame. */
+  /** Connects as the SDK does (`parley.v1, token.<jwt>` subprotocols) and resolves after the `welcome` frame. */
   static async connect(url: string, tokenValue: string, user = '?'): Promise<TestClient> {
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${tokenValue}` } });
+    // The SDK's socket, which in Node is a `ws` WebSocket: suites also use its Node API (pause, terminate, events).
+    const ws = openSocket(NodeWebSocket, url, tokenValue) as unknown as WebSocket;
     const c = new TestClient(ws, user);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

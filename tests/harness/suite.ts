@@ -2,6 +2,8 @@
 // processes it starts, the clients it connects, and one close() that releases all of it.
 import { MongoClient } from 'mongodb';
 import type { Collection, Document } from 'mongodb';
+import { connect as connectSdk } from '../../lib/client/node.js';
+import type { ClientOptions, ParleyClient } from '../../lib/client/node.js';
 import { TestClient } from './client.js';
 import { asService, provideNatsCluster, provideRedisCluster } from './clusters.js';
 import type { ClusterHandle } from './clusters.js';
@@ -27,7 +29,7 @@ export interface SuiteOptions {
 
 export class Suite {
   private readonly procs: ParleyProcess[] = [];
-  private readonly clients: TestClient[] = [];
+  private readonly clients: Array<{ close(): Promise<void> }> = [];
   private readonly redisClients: RedisInspector[] = [];
   /** The clusters' nodes, when the suite asked for clustered engines. */
   natsCluster: ClusterHandle | undefined;
@@ -72,6 +74,18 @@ export class Suite {
 
   async connect(gw: ParleyProcess, user: string, tok = token(user)): Promise<TestClient> {
     const c = await TestClient.connect(gw.url, tok, user);
+    this.clients.push(c);
+    return c;
+  }
+
+  /**
+   * An SDK client (lib/client) for `user` on the given gateways (tried in turn), reconnecting quickly; closed with
+   * the suite.
+   */
+  sdk(gws: ParleyProcess[], user: string, opts: Partial<ClientOptions> = {}): ParleyClient {
+    const c = connectSdk({
+      url: gws.map((g) => g.url), getToken: () => token(user), reconnect: { minDelayMs: 50, maxDelayMs: 1_000 }, ...opts,
+    });
     this.clients.push(c);
     return c;
   }
