@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createClient, createCluster } from 'redis';
 import type { RedisClientType } from 'redis';
 import { parseRedisTarget } from '../../lib/redis/index.js';
-import { natsNode, redisMasterOf, streamLeader } from '../harness/clusters.js';
+import { natsNode, redisMasterOf } from '../harness/clusters.js';
 import { decodeMessage } from '../../lib/fanout/index.js';
 import { MongoClient } from 'mongodb';
 import { decodeEvent } from '../../lib/eventlog/publisher.js';
@@ -360,9 +360,13 @@ export class Cluster {
       case 'nats-leader-kill':
       case 'nats-follower-kill': {
         const nats = this.suite.natsCluster!;
-        const leader = await streamLeader(this.nc!, this.streamName);
+        const info = await (await this.jsm()).streams.info(this.streamName);
+        const leader = info.cluster?.leader;
         if (!leader) throw new Error('the stream has no leader to start with');
-        const nodeName = name === 'nats-leader-kill' ? leader : nats.nodes.map((n) => n.nodeName).find((n) => n !== leader)!;
+        // A follower that is caught up (a lagging one would not test much), chosen by the run's seed.
+        const followers = (info.cluster?.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name);
+        if (name === 'nats-follower-kill' && followers.length === 0) throw new Error('the stream has no current follower');
+        const nodeName = name === 'nats-leader-kill' ? leader : followers[o.chat % followers.length]!;
         const node = natsNode(nats, nodeName);
         target = `nats ${nodeName} (${nodeName === leader ? 'stream leader' : 'follower'})`;
         await node.kill('SIGKILL');
