@@ -10,6 +10,7 @@ import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
 import { ensurePostgres } from './postgres.js';
 import { launchFerretdb, launchNats, launchRedis, type FerretdbService, type StackEnv } from './services.js';
+import { launchNatsCluster, launchRedisCluster, type EngineCluster } from './clusters.js';
 import { DEFAULT_MONGO_BACKEND, parseMongoBackend, stackSettings, type StackSettings } from './settings.js';
 import { pidAlive, sleep } from './util.js';
 
@@ -35,6 +36,17 @@ interface PidsFile {
   services: Partial<Record<ServiceName, ServiceRecord>>;
   /** The PostgreSQL behind FerretDB (mongo backend `postgresql`): stopped after FerretDB, restarted with it. */
   backend?: ServiceRecord;
+  /** `up --nats-cluster N` / `--redis-cluster`: the nodes of a clustered engine, which then replaces the single server. */
+  clusters?: Partial<Record<'nats' | 'redis', ServiceRecord[]>>;
+}
+
+type ClusterKind = 'nats' | 'redis';
+
+interface UpOptions {
+  /** Nodes of a NATS JetStream cluster instead of one server (0: one server). */
+  natsCluster: number;
+  /** A Redis Cluster (3 masters + 3 replicas) instead of one server. */
+  redisCluster: boolean;
 }
 
 const USAGE = `usage: parley stack <command>
@@ -46,6 +58,10 @@ const USAGE = `usage: parley stack <command>
                   start NATS (JetStream), Redis and FerretDB on free ports of 127.0.0.1, in the background;
                   FerretDB stores into SQLite files, or into a PostgreSQL cluster the stack starts too
                   (default: PARLEY_STACK_MONGO_BACKEND, else ${DEFAULT_MONGO_BACKEND})
+    --nats-cluster N  N nats-server nodes routed into one JetStream cluster (NATS_URL lists every node;
+                      run Parley with PARLEY_STREAM_REPLICAS=3)
+    --redis-cluster   a Redis Cluster of 3 masters + 3 replicas (REDIS_URL=redis+cluster://...)
+    --cluster         both: --nats-cluster 3 --redis-cluster
   down            stop the servers that \`up\` started
   status          show whether each server runs and answers
   env             print NATS_URL, REDIS_URL and MONGO_URL of the running stack (.parley/stack.env)`;
@@ -57,7 +73,7 @@ export async function stackCommand(argv: string[], log: Logger): Promise<number>
     const settings = withBackendFlag(stackSettings(), rest);
     switch (cmd) {
       case 'install': return await install(settings, log, rest.includes('--k6'));
-      case 'up': return await up(settings, log);
+      case 'up': return await up(settings, log, upOptions(rest));
       case 'down': return await down(settings, log);
       case 'status': return await status(settings);
       case 'env': return await printEnv(settings);
@@ -97,10 +113,17 @@ export async function readStackEnv(dir = '.parley'): Promise<Record<string, stri
   }
   const env = parseEnvFile(text);
   const checks = SERVICES.map((name) => {
-    const url = env[ENV_KEY[name]];
+    const url = firstNode(env[ENV_KEY[name]]);
     return url === undefined ? Promise.resolve(false) : answers(PROBE[name], url, 1000);
   });
   return (await Promise.all(checks)).every(Boolean) ? env : undefined;
+}
+
+/** The first server of a NATS URL list or a redis+cluster:// URL (what the readiness check probes). */
+function firstNode(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  const first = url.split(',')[0]!.trim();
+  return first.replace(/^(rediss?)\+cluster:/, '$1:');
 }
 
 async function install(settings: StackSettings, log: Logger, k6: boolean): Promise<number> {
@@ -126,12 +149,80 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
   return 0;
 }
 
-async function up(settings: StackSettings, log: Logger): Promise<number> {
+function upOptions(args: string[]): UpOptions {
+  const o: UpOptions = { natsCluster: 0, redisCluster: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--cluster') {
+      o.natsCluster = 3;
+      o.redisCluster = true;
+    } else if (a === '--mongo-backend') {
+      i++; // read by withBackendFlag
+    } else if (a?.startsWith('--mongo-backend=')) {
+      // read by withBackendFlag
+    } else if (a === '--redis-cluster') {
+      o.redisCluster = true;
+    } else if (a === '--nats-cluster') {
+      const n = Number(args[++i]);
+      if (!Number.isInteger(n) || n < 3 || n > 9) throw new StackError('BAD_USAGE', `--nats-cluster needs a node count from 3 to 9, got ${String(args[i])}`);
+      o.natsCluster = n;
+    } else {
+      throw new StackError('BAD_USAGE', `unknown option for stack up: ${String(a)}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+/** The nodes of a cluster `up` started before, if every one still runs our binary and answers. */
+async function liveCluster(kind: ClusterKind, recs: ServiceRecord[] | undefined, size: number): Promise<boolean> {
+  if (!recs || recs.length !== size) return false;
+  for (const rec of recs) if (!(await isOurs(rec)) || !(await answers(kind, rec.url, 1500))) return false;
+  return true;
+}
+
+async function upCluster(kind: ClusterKind, size: number, settings: StackSettings, log: Logger, previous: ServiceRecord[] | undefined): Promise<ServiceRecord[]> {
+  for (const rec of previous ?? []) if (await isOurs(rec)) await stopPid(rec, log);
+  const dir = join(settings.dataDir, `${kind}-cluster`);
+  const logDir = join(settings.stateDir, 'logs');
+  // Same ports as last time: a node's address is part of the cluster's configuration (routes, nodes.conf).
+  const ports = previous?.length === (kind === 'nats' ? size : 6) ? previous.map((r) => r.port) : undefined;
+  const c: EngineCluster = kind === 'nats'
+    ? await launchNatsCluster({ size, dir, log, detached: true, logDir, ports })
+    : await launchRedisCluster({ size: 3, replicas: 1, dir, log, detached: true, logDir, ports });
+  const binary = kind === 'nats' ? await ensureNatsServer(log, settings) : await ensureRedis(log, settings);
+  return c.nodes.map((n, i) => ({
+    pid: n.pid as number, port: n.port, url: n.url, binary, dataDir: join(dir, `${kind === 'nats' ? 'n' : 'r'}${i}`),
+    logFile: join(logDir, `${kind}-${i}.log`),
+  }));
+}
+
+async function up(settings: StackSettings, log: Logger, opts: UpOptions = { natsCluster: 0, redisCluster: false }): Promise<number> {
   await mkdir(join(settings.stateDir, 'logs'), { recursive: true });
   const previous = await readPids(settings.stateDir);
-  const next: PidsFile = { version: 1, startedAt: previous?.startedAt ?? new Date().toISOString(), services: {} };
+  const next: PidsFile = { version: 1, startedAt: previous?.startedAt ?? new Date().toISOString(), services: {}, clusters: {} };
   const toStart: ServiceName[] = [];
+  const clustered: Partial<Record<ClusterKind, number>> = {
+    ...(opts.natsCluster > 0 ? { nats: opts.natsCluster } : {}), ...(opts.redisCluster ? { redis: 6 } : {}),
+  };
+  for (const kind of ['nats', 'redis'] as const) {
+    const size = clustered[kind];
+    const prev = previous?.clusters?.[kind];
+    if (size === undefined) {
+      // Asked for a single server now: the cluster of an earlier `up` goes.
+      for (const rec of prev ?? []) if (await isOurs(rec)) await stopPid(rec, log);
+      continue;
+    }
+    const single = previous?.services[kind];
+    if (single && (await isOurs(single))) await stopPid(single, log);
+    if (await liveCluster(kind, prev, size)) {
+      next.clusters![kind] = prev;
+      continue;
+    }
+    next.clusters![kind] = await upCluster(kind, kind === 'nats' ? size : 3, settings, log, prev);
+    toStart.push(kind);
+  }
   for (const name of SERVICES) {
+    if (name !== 'ferretdb' && clustered[name] !== undefined) continue;
     const rec = previous?.services[name];
     if (rec && (await isOurs(rec)) && (await answers(PROBE[name], rec.url, 1500))) {
       next.services[name] = rec;
@@ -143,13 +234,14 @@ async function up(settings: StackSettings, log: Logger): Promise<number> {
     if (name === 'ferretdb' && previous?.backend && (await isOurs(previous.backend))) await stopPid(previous.backend, log);
     toStart.push(name);
   }
+  const singles = toStart.filter((n) => n === 'ferretdb' || clustered[n] === undefined);
   if (toStart.length > 0) {
     next.startedAt = toStart.length === SERVICES.length ? new Date().toISOString() : next.startedAt;
     const launched = await Promise.allSettled(
-      toStart.map((name) => launchDetached(name, settings, log, previous?.services[name]?.port)),
+      singles.map((name) => launchDetached(name, settings, log, previous?.services[name]?.port)),
     );
     launched.forEach((r, i) => {
-      const name = toStart[i] as ServiceName;
+      const name = singles[i] as ServiceName;
       if (r.status !== 'fulfilled') return;
       next.services[name] = r.value.service;
       if (r.value.backend) next.backend = r.value.backend;
@@ -205,9 +297,11 @@ async function down(settings: StackSettings, log: Logger): Promise<number> {
     console.log('stack is not up (no .parley/stack.pids)');
     return 0;
   }
-  for (const name of SERVICES) {
-    const rec = pids.services[name];
-    if (!rec) continue;
+  const records: Array<[string, ServiceRecord]> = [
+    ...SERVICES.flatMap((name) => (pids.services[name] ? [[name, pids.services[name]!] as [string, ServiceRecord]] : [])),
+    ...(['nats', 'redis'] as const).flatMap((k) => (pids.clusters?.[k] ?? []).map((rec, i) => [`${k}-${i}`, rec] as [string, ServiceRecord])),
+  ];
+  for (const [name, rec] of records) {
     if (!pidAlive(rec.pid)) {
       console.log(`${name.padEnd(9)} already stopped`);
     } else if (await isOurs(rec)) {
@@ -236,8 +330,17 @@ async function status(settings: StackSettings): Promise<number> {
     return 1;
   }
   let healthy = true;
+  for (const kind of ['nats', 'redis'] as const) {
+    for (const [i, rec] of (pids.clusters?.[kind] ?? []).entries()) {
+      const alive = pidAlive(rec.pid) && (await isOurs(rec));
+      const ok = alive && (await answers(kind, rec.url, 1500));
+      healthy &&= ok;
+      console.log(`${`${kind}-${i}`.padEnd(9)} ${(ok ? 'healthy' : alive ? 'not answering' : 'not running').padEnd(14)} pid ${String(rec.pid).padEnd(8)} ${rec.url}`);
+    }
+  }
   for (const name of SERVICES) {
     const rec = pids.services[name];
+    if (!rec && name !== 'ferretdb' && pids.clusters?.[name]?.length) continue;
     if (!rec) {
       healthy = false;
       console.log(`${name.padEnd(9)} missing`);
@@ -288,7 +391,11 @@ async function writeAtomic(path: string, text: string): Promise<void> {
 }
 
 function envText(pids: PidsFile): string {
+  const nats = pids.clusters?.nats;
+  const redis = pids.clusters?.redis;
   return SERVICES.flatMap((name) => {
+    if (name === 'nats' && nats?.length) return [`NATS_URL=${nats.map((r) => r.url).join(',')}\nPARLEY_STREAM_REPLICAS=3\n`];
+    if (name === 'redis' && redis?.length) return [`REDIS_URL=redis+cluster://${redis.map((r) => `127.0.0.1:${r.port}`).join(',')}\n`];
     const rec = pids.services[name];
     return rec ? [`${ENV_KEY[name]}=${rec.url}\n`] : [];
   }).join('');

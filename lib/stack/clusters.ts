@@ -12,7 +12,7 @@ import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
 import { ensureNatsServer, ensureRedis } from './install.js';
 import { probeNats, probeRedis } from './probe.js';
-import { freePort, launch, type ManagedService } from './process.js';
+import { freePort, launch, type ManagedService, type ServiceSpec } from './process.js';
 import { findExecutable, run, sleep } from './util.js';
 
 export interface ClusterNode extends ManagedService {
@@ -42,6 +42,23 @@ export interface ClusterOptions {
 }
 
 const STOP_TIMEOUT_MS = 10_000;
+const PORT_TAKEN = /already in use|EADDRINUSE|bind: /i;
+
+/**
+ * Launches one node that needs a second port of its own (NATS routes, the Redis cluster bus), both chosen free now:
+ * another process may take either before the node binds it, so a start that fails on a taken port is retried on new
+ * ports. The second port stays the node's for later restarts (`args` closes over it).
+ */
+async function launchNode(spec: (second: number) => ServiceSpec, port: number | undefined): Promise<ManagedService> {
+  for (let attempt = 1; ; attempt++) {
+    const second = await freePort();
+    try {
+      return await launch(spec(second), port ?? await freePort());
+    } catch (err) {
+      if (attempt >= 4 || !(err instanceof StackError) || err.code !== 'START_FAILED' || !PORT_TAKEN.test(err.message)) throw err;
+    }
+  }
+}
 const silent = (): Logger => pino({ enabled: false });
 
 async function freePorts(n: number): Promise<number[]> {
@@ -87,25 +104,31 @@ export async function launchNatsCluster(opts: ClusterOptions): Promise<EngineClu
   const size = opts.size ?? 3;
   const log = opts.log ?? silent();
   const binary = await ensureNatsServer(log);
-  const clientPorts = opts.ports ?? await freePorts(size);
   const routePorts = await freePorts(size);
   const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
-  const started = await Promise.allSettled(clientPorts.map(async (port, i) => {
+  const started = await Promise.allSettled(routePorts.map(async (routePort, i) => {
     const storeDir = resolve(opts.dir, `n${i}`);
     await mkdir(storeDir, { recursive: true });
-    const service = await launch({
-      name: 'nats',
-      binary,
-      args: async (p) => ['-a', '127.0.0.1', '-p', String(p), '-n', `n${i}`, '-js', '-sd', storeDir,
-        '--cluster_name', 'parley', '--cluster', `nats://127.0.0.1:${routePorts[i]}`, '--routes', routes],
-      url: (p) => `nats://127.0.0.1:${p}`,
-      probe: (url, ms) => probeNats(url, ms, { jetstream: true }),
-      readyTimeoutMs: 30_000,
-      stopTimeoutMs: STOP_TIMEOUT_MS,
-      detached: opts.detached ?? false,
-      logFile: opts.logDir ? join(opts.logDir, `nats-${i}.log`) : undefined,
-      log,
-    }, port);
+    let first = true;
+    const service = await launchNode((fresh) => {
+      // Its planned route port, or (when that was taken meanwhile) a fresh one: it still dials the others' routes,
+      // and a route, once up, works both ways.
+      const own = first ? routePort : fresh;
+      first = false;
+      return {
+        name: 'nats',
+        binary,
+        args: async (p) => ['-a', '127.0.0.1', '-p', String(p), '-n', `n${i}`, '-js', '-sd', storeDir,
+          '--cluster_name', 'parley', '--cluster', `nats://127.0.0.1:${own}`, '--routes', routes],
+        url: (p) => `nats://127.0.0.1:${p}`,
+        probe: (url, ms) => probeNats(url, ms, { jetstream: true }),
+        readyTimeoutMs: 30_000,
+        stopTimeoutMs: STOP_TIMEOUT_MS,
+        detached: opts.detached ?? false,
+        logFile: opts.logDir ? join(opts.logDir, `nats-${i}.log`) : undefined,
+        log,
+      };
+    }, opts.ports?.[i]);
     return named(service, `n${i}`);
   }));
   const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -159,19 +182,17 @@ export async function launchRedisCluster(opts: ClusterOptions & { replicas?: num
   const binary = await ensureRedis(log);
   const cli = await findExecutable('redis-cli', ['/usr/bin', '/usr/local/bin', '/opt/homebrew/bin']);
   if (!cli) throw new StackError('REDIS_MISSING', 'redis-cli (which creates the Redis Cluster) was not found next to redis-server');
-  const ports = opts.ports ?? await freePorts(total);
-  // The cluster bus port defaults to port + 10000, which may be taken or beyond 65535: choose it too.
-  const busPorts = await freePorts(total);
-  const started = await Promise.allSettled(ports.map(async (port, i) => {
+  const started = await Promise.allSettled(Array.from({ length: total }, async (_, i) => {
     const dir = resolve(opts.dir, `r${i}`);
     await mkdir(dir, { recursive: true });
-    const service = await launch({
+    const service = await launchNode((bus) => ({
       name: 'redis',
       binary,
       // No persistence (ephemeral state, as the single Redis): a restarted node gets its data from its master.
+      // The cluster bus port defaults to port + 10000, which may be taken or beyond 65535: it is chosen too.
       args: async (p) => ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
         '--daemonize', 'no', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
-        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2_000), '--cluster-port', String(busPorts[i])],
+        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2_000), '--cluster-port', String(bus)],
       url: (p) => `redis://127.0.0.1:${p}`,
       probe: probeRedis,
       readyTimeoutMs: 10_000,
@@ -179,7 +200,7 @@ export async function launchRedisCluster(opts: ClusterOptions & { replicas?: num
       detached: opts.detached ?? false,
       logFile: opts.logDir ? join(opts.logDir, `redis-${i}.log`) : undefined,
       log,
-    }, port);
+    }), opts.ports?.[i]);
     return named(service, `127.0.0.1:${service.port}`);
   }));
   const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

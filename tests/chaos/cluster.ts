@@ -5,8 +5,10 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import type { RedisClientType } from 'redis';
+import { parseRedisTarget } from '../../lib/redis/index.js';
+import { natsNode, redisMasterOf } from '../harness/clusters.js';
 import { decodeMessage } from '../../lib/fanout/index.js';
 import { MongoClient } from 'mongodb';
 import { decodeEvent } from '../../lib/eventlog/publisher.js';
@@ -38,8 +40,9 @@ export interface Tapped {
 }
 
 /**
- * Listens to every room channel (PSUBSCRIBE) and records each broadcast: tells whether a hole came from the chat
- * service's `prev` hint or from a gateway. Misses what is published while Redis is down (so do the gateways).
+ * Listens to every room channel (PSUBSCRIBE; on a Redis Cluster SSUBSCRIBE to each room's sharded channel) and records
+ * each broadcast: tells whether a hole came from the chat service's `prev` hint or from a gateway. Misses what is
+ * published while Redis is down (so do the gateways).
  */
 export class Wiretap {
   /** room -> seq -> broadcasts of it. */
@@ -47,11 +50,18 @@ export class Wiretap {
   count = 0;
   private readonly redis: RedisClientType;
   private readonly pattern: string;
+  private readonly channels: string;
+  private readonly cluster: boolean;
 
-  constructor(url: string, prefix: string) {
+  constructor(url: string, prefix: string, private readonly rooms: readonly string[]) {
     const channels = `${prefix}room.`;
+    this.channels = channels;
     this.pattern = `${channels}*`;
-    this.redis = createClient({ url, name: 'chaos-wiretap', socket: { reconnectStrategy: 200 } }) as unknown as RedisClientType;
+    const target = parseRedisTarget(url);
+    this.cluster = target.cluster;
+    this.redis = (target.cluster
+      ? createCluster({ rootNodes: target.nodes.map((u) => ({ url: u })), defaults: { name: 'chaos-wiretap', socket: { reconnectStrategy: 200 } } })
+      : createClient({ url, name: 'chaos-wiretap', socket: { reconnectStrategy: 200 } })) as unknown as RedisClientType;
     this.redis.on('error', () => undefined); // it reconnects (and re-subscribes) by itself
     this.onMessage = (payload: string, channel: string) => {
       const b = decodeMessage(payload);
@@ -71,7 +81,11 @@ export class Wiretap {
 
   async open(): Promise<void> {
     await this.redis.connect();
-    await this.redis.pSubscribe(this.pattern, this.onMessage);
+    if (this.cluster) {
+      for (const room of this.rooms) await this.redis.sSubscribe(`${this.channels}${room}`, this.onMessage);
+    } else {
+      await this.redis.pSubscribe(this.pattern, this.onMessage);
+    }
   }
 
   get(room: string, seq: number): Tapped[] {
@@ -102,9 +116,11 @@ export class Cluster {
 
   private constructor(readonly suite: Suite) {}
 
-  static async open(name: string, extraEnv: Record<string, string> = {}): Promise<Cluster> {
+  static async open(name: string, rooms: readonly string[], opts: { cluster?: boolean; env?: Record<string, string> } = {}): Promise<Cluster> {
+    const extraEnv = opts.env ?? {};
     const suite = await Suite.open(name, {
       dedicatedNats: true, dedicatedRedis: true, dedicatedMongo: true,
+      ...(opts.cluster ? { natsCluster: 3, redisCluster: true } : {}),
       env: {
         // Recovery is never refused for size: every `join {since}` must replay.
         PARLEY_RECOVERY_MAX_MESSAGES: '1000000',
@@ -127,8 +143,8 @@ export class Cluster {
       c.presence = presence;
       c.gateways.push(gwA, gwB);
       c.notePids();
-      c.nc = await connect({ servers: suite.nats.url, name: 'chaos-observer', maxReconnectAttempts: -1, reconnectTimeWait: 200, waitOnFirstConnect: true });
-      c.wiretap = new Wiretap(suite.redis.url, suite.env.PARLEY_REDIS_PREFIX ?? '');
+      c.nc = await connect({ servers: suite.nats.url.split(','), name: 'chaos-observer', maxReconnectAttempts: -1, reconnectTimeWait: 200, waitOnFirstConnect: true });
+      c.wiretap = new Wiretap(suite.redis.url, suite.env.PARLEY_REDIS_PREFIX ?? '', rooms);
       await c.wiretap.open();
       c.observerMongo = await new MongoClient(suite.mongoServer.url, {
         appName: 'chaos-observer', serverSelectionTimeoutMS: 2_000, connectTimeoutMS: 2_000, socketTimeoutMS: 5_000, retryReads: false,
@@ -275,7 +291,7 @@ export class Cluster {
    * Runs one fault: `inject` at once, `restore` after the down time. Resolves with when the fault was repaired;
    * a restore that fails is retried (a process that cannot come back is itself a finding, reported by the caller).
    */
-  async fault(name: FaultName, o: { downMs: number; freezeMs: number; chat: number; log: (s: string) => void }): Promise<{ restoredAt: number; errors: string[]; target: string }> {
+  async fault(name: FaultName, o: { downMs: number; freezeMs: number; chat: number; room: string; log: (s: string) => void }): Promise<{ restoredAt: number; errors: string[]; target: string }> {
     const errors: string[] = [];
     const retry = async (what: string, op: () => Promise<void>): Promise<void> => {
       for (let attempt = 1; ; attempt++) {
@@ -341,6 +357,45 @@ export class Cluster {
         await sleep(o.downMs);
         await retry('nats restart', () => this.suite.nats.start());
         break;
+      case 'nats-leader-kill':
+      case 'nats-follower-kill': {
+        const nats = this.suite.natsCluster!;
+        const info = await (await this.jsm()).streams.info(this.streamName);
+        const leader = info.cluster?.leader;
+        if (!leader) throw new Error('the stream has no leader to start with');
+        // A follower that is caught up (a lagging one would not test much), chosen by the run's seed.
+        const followers = (info.cluster?.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name);
+        if (name === 'nats-follower-kill' && followers.length === 0) throw new Error('the stream has no current follower');
+        const nodeName = name === 'nats-leader-kill' ? leader : followers[o.chat % followers.length]!;
+        const node = natsNode(nats, nodeName);
+        target = `nats ${nodeName} (${nodeName === leader ? 'stream leader' : 'follower'})`;
+        await node.kill('SIGKILL');
+        await sleep(o.downMs);
+        await retry(`nats ${nodeName} restart`, () => node.start());
+        break;
+      }
+      case 'redis-master-kill': {
+        const redis = this.suite.redisCluster!;
+        // The master of the first room's sharded channel: fan-out of that room must survive the failover.
+        const key = `${this.env.PARLEY_REDIS_PREFIX ?? ''}room.${o.room}`;
+        const victim = await redisMasterOf(redis, key);
+        target = `redis master ${victim.nodeName}`;
+        await victim.kill('SIGKILL');
+        // Restarted only once its replica took over: a master back before the failover would serve its slots empty.
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const now = await redisMasterOf(redis, key).catch(() => victim);
+          if (now.nodeName !== victim.nodeName) break;
+          if (Date.now() > deadline) {
+            errors.push('no replica took over within 60 s');
+            break;
+          }
+          await sleep(200);
+        }
+        await sleep(o.downMs);
+        await retry(`redis ${victim.nodeName} restart`, () => victim.start());
+        break;
+      }
     }
     this.notePids();
     return { restoredAt: Date.now(), errors, target };

@@ -2,7 +2,9 @@
 import { parseArgs } from 'node:util';
 
 export const FAULT_NAMES = ['gw-a-kill', 'gw-b-term', 'chat-kill', 'redis-kill', 'mongo-freeze', 'mongo-kill', 'nats-kill'] as const;
-export type FaultName = (typeof FAULT_NAMES)[number];
+/** Faults of one node of a clustered engine (`--cluster`: 3 NATS nodes with the stream R3, a 3+3 Redis Cluster). */
+export const CLUSTER_FAULT_NAMES = ['nats-leader-kill', 'nats-follower-kill', 'redis-master-kill'] as const;
+export type FaultName = (typeof FAULT_NAMES)[number] | (typeof CLUSTER_FAULT_NAMES)[number];
 
 export interface ChaosOptions {
   runs: number;
@@ -32,6 +34,8 @@ export interface ChaosOptions {
   /** After the load stopped: the longest wait for acks, storage and every receiver to catch up. */
   settleMs: number;
   faults: FaultName[];
+  /** Clustered engines: a 3-node NATS JetStream cluster (stream R3) and a Redis Cluster (3 masters + 3 replicas). */
+  cluster: boolean;
   /** Where the JSON report (and the Parley process logs) go. */
   out: string;
   /** Keep the Parley process logs of passing runs too (failing runs always keep them). */
@@ -57,6 +61,9 @@ const HELP = `npm run chaos -- [options]
   --freeze S            seconds MongoDB stays frozen (default 5)
   --settle S            longest wait after the load stops for acks/storage/delivery (default 60)
   --faults a,b,...      faults in order (default: all: ${FAULT_NAMES.join(',')}); none: load only
+  --cluster             clustered engines: 3 nats-server nodes (stream R3) and a Redis Cluster (3 masters + 3
+                        replicas); default faults then: ${CLUSTER_FAULT_NAMES.join(',')}
+                        (a node of the cluster SIGKILLed; a Redis master is restarted only after its replica took over)
   --out DIR             report folder (default bench/results)
   --keep-logs           keep Parley process logs of passing runs too
   --quiet               no progress lines on stderr
@@ -71,7 +78,7 @@ export function parseOptions(argv: string[]): ChaosOptions {
       inflight: { type: 'string' }, 'answer-timeout': { type: 'string' }, warmup: { type: 'string' },
       recovery: { type: 'string' }, duration: { type: 'string' }, down: { type: 'string' }, freeze: { type: 'string' },
       settle: { type: 'string' }, faults: { type: 'string' }, out: { type: 'string' }, 'keep-logs': { type: 'boolean' },
-      quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      quiet: { type: 'boolean' }, cluster: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -91,9 +98,12 @@ export function parseOptions(argv: string[]): ChaosOptions {
     return n;
   };
   const sec = (name: string, v: string | undefined, def: number): number => Math.round(num(name, v, def) * 1000);
-  const faults = values.faults === 'none' ? [] : (values.faults ?? FAULT_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const cluster = values.cluster ?? false;
+  const known: readonly string[] = cluster ? [...FAULT_NAMES, ...CLUSTER_FAULT_NAMES] : FAULT_NAMES;
+  const defaults = cluster ? CLUSTER_FAULT_NAMES : FAULT_NAMES;
+  const faults = values.faults === 'none' ? [] : (values.faults ?? defaults.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   for (const f of faults) {
-    if (!(FAULT_NAMES as readonly string[]).includes(f)) throw new Error(`unknown fault ${f}; known: ${FAULT_NAMES.join(', ')}`);
+    if (!known.includes(f)) throw new Error(`unknown fault ${f}; known${cluster ? '' : ' (without --cluster)'}: ${known.join(', ')}`);
   }
   const rooms = int('rooms', values.rooms, 4);
   const o: ChaosOptions = {
@@ -113,6 +123,7 @@ export function parseOptions(argv: string[]): ChaosOptions {
     freezeMs: sec('freeze', values.freeze, 5),
     settleMs: sec('settle', values.settle, 60),
     faults: faults as FaultName[],
+    cluster,
     out: values.out ?? 'bench/results',
     keepLogs: values['keep-logs'] ?? false,
     quiet: values.quiet ?? false,

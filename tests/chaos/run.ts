@@ -111,13 +111,15 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
   let monitoring: Promise<void> | undefined;
   const ackTimes: number[] = [];
   try {
-    log('starting nats-server, redis-server, FerretDB and 2 gateways, 2 chat, 1 presence');
-    cluster = await Cluster.open(`chaos${run}`);
+    const rooms = Array.from({ length: o.rooms }, (_, i) => `room${i}`);
+    log(o.cluster
+      ? 'starting 3 nats-server nodes (stream R3), a Redis Cluster (3 masters + 3 replicas), FerretDB and 2 gateways, 2 chat, 1 presence'
+      : 'starting nats-server, redis-server, FerretDB and 2 gateways, 2 chat, 1 presence');
+    cluster = await Cluster.open(`chaos${run}`, rooms, { cluster: o.cluster });
     activeCluster = cluster;
     const c = cluster;
     report.pids = c.pids;
     const urls = (): string[] => c.urls;
-    const rooms = Array.from({ length: o.rooms }, (_, i) => `room${i}`);
 
     // Receivers first: they join empty rooms and must then see every message of them.
     for (const room of rooms) {
@@ -173,7 +175,7 @@ async function runOnce(run: number, o: ChaosOptions, seed: number, stamp: string
       const begin = Date.now();
       const chat = Math.floor(random() * 2);
       log(`fault ${name} begins`);
-      const res = await c.fault(name, { downMs: o.downMs, freezeMs: o.freezeMs, chat, log });
+      const res = await c.fault(name, { downMs: o.downMs, freezeMs: o.freezeMs, chat, room: rooms[0]!, log });
       const rec: FaultRecord = { name, target: res.target, begin, restoredAt: res.restoredAt, windowEnd: 0, errors: res.errors };
       if (faults.length > 0) faults[faults.length - 1]!.windowEnd = begin;
       faults.push(rec);

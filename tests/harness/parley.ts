@@ -118,7 +118,7 @@ export class ParleyProcess {
    * Starts the process and resolves once it is ready: its ops /readyz answers 200, and a gateway's public /readyz
    * too. Rejects when it exits first or is not ready within `readyTimeoutMs`.
    */
-  async start(readyTimeoutMs = 30_000): Promise<void> {
+  async start(readyTimeoutMs = 60_000): Promise<void> {
     await this.spawn();
     await this.ready(readyTimeoutMs);
   }
@@ -154,7 +154,7 @@ export class ParleyProcess {
   }
 
   /** Resolves once the spawned process is ready; rejects (and kills it) when it exits first or after the timeout. */
-  async ready(readyTimeoutMs = 30_000): Promise<void> {
+  async ready(readyTimeoutMs = 60_000): Promise<void> {
     const child = this.child!;
     const probes = [`http://127.0.0.1:${this.opsPort}/readyz`];
     if (this.command === 'gateway' || this.command === 'all') probes.push(`${this.http}/readyz`);

@@ -44,10 +44,16 @@ export class Suite {
   ) {}
 
   static async open(prefix: string, opts: SuiteOptions = {}): Promise<Suite> {
-    const [natsC, redisC] = await Promise.all([
+    const clusters = await Promise.allSettled([
       opts.natsCluster ? provideNatsCluster(opts.natsCluster) : undefined,
       opts.redisCluster ? provideRedisCluster() : undefined,
     ]);
+    const failed = clusters.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const [natsC, redisC] = clusters.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+    if (failed) {
+      await Promise.all([natsC?.close(), redisC?.close()]);
+      throw failed.reason;
+    }
     const [nats, redis, mdb] = await Promise.all([
       natsC ? asService(natsC) : provideNats({ dedicated: opts.dedicatedNats ?? false }),
       redisC ? asService(redisC) : provideRedis({ dedicated: opts.dedicatedRedis ?? false }),
