@@ -93,11 +93,14 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
     if (!online.includes(c.user)) online.push(c.user);
     let recovered = true;
     let replayed = 0;
-    if (since !== undefined) {
+    // The replay's last cursor check and the subscribe below are a few promise hops apart, in which a gap read of the
+    // room feed may deliver more to the topic (this socket is not on it yet): those are replayed too, from where the
+    // last check stood.
+    for (let from = since, checked = -1; from !== undefined && !c.closed && st.cursor > checked; from = checked) {
       const room1 = st;
       try {
-        const r = await replay({ reader: d.reader, store: d.store, reads, maxMessages: cfg.recovery.maxMessages }, room, since,
-          () => room1.cursor, {
+        const r = await replay({ reader: d.reader, store: d.store, reads, maxMessages: cfg.recovery.maxMessages }, room, from,
+          () => (checked = room1.cursor), {
             alive: () => !c.closed,
             // Every replayed message waits until the reader is within a quarter of its send buffer: a replay never
             // overflows it (which would drop the frame and close the socket) and holds one batch in memory at most.
@@ -112,8 +115,8 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
           abandon();
           return reject(ws, 'BAD_FRAME', `since ${since} is ahead of the stream (last seq ${r.last})`, room);
         }
-        recovered = r.recovered;
-        replayed = r.replayed;
+        recovered &&= r.recovered;
+        replayed += r.replayed;
       } catch (err) {
         abandon();
         return readFailed(ws, err, 'recovery', room);
