@@ -93,7 +93,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   }, 1_000);
   expirySweep.unref();
 
-  const pages = createHistoryPages({ reader: d.reader, store: d.store, reads },
+  const pages = createHistoryPages({ reader: d.reader, store: d.store, reads, streamUp: () => d.nats.connected() },
     { rooms: cfg.recovery.historyCacheRooms, messagesPerRoom: cfg.recovery.historyCacheMessages });
   const dispatch = createFrameHandlers({ d, rooms, reads, pages, replies, state });
 

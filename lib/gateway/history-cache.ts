@@ -16,6 +16,8 @@ export interface PageSources {
   reader: Pick<RoomReader, 'range' | 'lastSeq' | 'bounds'>;
   store: Pick<MessageStore, 'page'>;
   reads: ReadGate;
+  /** False while the stream cannot be reached: pages go straight to MongoDB instead of waiting for a timeout. */
+  streamUp?: () => boolean;
 }
 
 /** Pages of a room, newest first, as MessageStore.page answers them (seq < before, at most `n`). */
@@ -127,6 +129,7 @@ export function createHistoryPages(src: PageSources, opts: HistoryPagesOptions):
 
   return {
     async page(room, before, n, alive) {
+      if (src.streamUp && !src.streamUp()) return fromStore.page(room, before, n, alive);
       let tail: Tail;
       try {
         tail = await current(room);

@@ -122,5 +122,10 @@ describe('history pages from the room tails', () => {
     const pages = createHistoryPages({ reader: failing, store, reads }, { rooms: 10, messagesPerRoom: TAIL });
     assert.deepEqual(await pages.page('a', undefined, 10, alive), await store.page('a', undefined, 10));
     assert.ok(calls > 0, 'the stream was asked first');
+    // Known to be unreachable: not even asked.
+    const down = createHistoryPages({ reader: failing, store, reads, streamUp: () => false }, { rooms: 10, messagesPerRoom: TAIL });
+    const asked = calls;
+    assert.deepEqual(await down.page('b', undefined, 10, alive), await store.page('b', undefined, 10));
+    assert.equal(calls, asked);
   });
 });
