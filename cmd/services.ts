@@ -79,7 +79,7 @@ export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: 
   opened.push({ name: 'presence', close: () => presence.shutdown() });
   const limiter = await createSendLimiter(redis, keys, cfg.rateLimits, log.child({ component: 'limits' }));
   // Mutes (frames and HTTP) on a small pool of their own: writes are rare and must not queue behind history reads.
-  const mutes = await openNotificationStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'mutes' }), { maxPoolSize: 2 });
+  const mutes = await openNotificationStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'mutes' }), { maxPoolSize: 2, indexes: false });
   opened.push({ name: 'mutes', close: () => mutes.close() });
   const gateway = await startGateway({
     cfg, log: glog, metrics, nats: s.nats, store, presence, presenceEvents, limiter, mutes,

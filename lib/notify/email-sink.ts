@@ -13,6 +13,13 @@ export function fillTemplate(template: string, vars: Record<string, string>): st
   return template.replace(/\{([a-z]+)\}/g, (whole, k: string) => vars[k] ?? whole);
 }
 
+/**
+ * User ids the address template may put into an address: a plain local part. User ids may hold `,`, `<`, `@` and
+ * more, and a mention can name any user id, so anything else in a template could add recipients of the sender's
+ * choosing (one mention "a@evil.example,b" would mail a@evil.example).
+ */
+const LOCAL_PART = /^[A-Za-z0-9._+-]{1,64}$/;
+
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function emailContent(n: Notification): { text: string; html: string } {
@@ -40,7 +47,8 @@ export function createEmailSink(cfg: EmailConfig, addressOf: (user: string) => P
   return {
     name: 'email',
     async send(n, signal) {
-      const to = cfg.toTemplate ? fillTemplate(cfg.toTemplate, { user: n.recipient }) : await addressOf(n.recipient);
+      const to = !cfg.toTemplate ? await addressOf(n.recipient)
+        : LOCAL_PART.test(n.recipient) ? fillTemplate(cfg.toTemplate, { user: n.recipient }) : undefined;
       if (!to) {
         log.debug({ notification: n.id, recipient: n.recipient }, 'no email address; skipped');
         return 'skipped';

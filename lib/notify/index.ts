@@ -8,8 +8,9 @@ export { createSinks } from './sinks.js';
 export { createNotifyMetrics } from './metrics.js';
 export { SinkError } from './sink.js';
 export { NOTIFICATION_ID_HEADER, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SEC, TIMESTAMP_HEADER, signWebhook, verifyWebhook } from './signature.js';
-export { retryAfterMs, webhookPayload } from './webhook-sink.js';
-export { emailContent, fillTemplate } from './email-sink.js';
+export { createWebhookSink, retryAfterMs, webhookPayload } from './webhook-sink.js';
+export { createEmailSink, emailContent, fillTemplate } from './email-sink.js';
+export { createLogSink } from './log-sink.js';
 
 export type { NotifyDeps, NotifyService, NotifyStatus } from './service.js';
 export type { Delivery, DeliveryDeps, Outcome } from './delivery.js';

@@ -4,5 +4,5 @@ export type { BulkFailure, InsertResult, MessageDoc, MessageStore, StoreOptions 
 export type { GateObserver, GateOptions, GateResult, ReadGate } from './gate.js';
 export { notificationId, openNotificationStore } from './notifications.js';
 export type {
-  ClaimDoc, MuteDoc, MuteStore, NotificationDoc, NotificationReason, NotificationState, NotificationStore,
+  ClaimDoc, MuteDoc, MuteStore, NotificationDoc, NotificationReason, NotificationState, NotificationStore, NotificationStoreOptions,
 } from './notifications.js';

@@ -84,7 +84,13 @@ export function notificationId(messageId: string, recipient: string): string {
 
 const muteId = (user: string, room: string): string => `${room} ${user}`;
 
-export async function openNotificationStore(url: string, dbName: string, log: Logger, opts: { maxPoolSize?: number } = {}): Promise<NotificationStore> {
+export interface NotificationStoreOptions {
+  maxPoolSize?: number;
+  /** Create the indexes (the notification service does; a gateway, which only writes mutes, need not). */
+  indexes?: boolean;
+}
+
+export async function openNotificationStore(url: string, dbName: string, log: Logger, opts: NotificationStoreOptions = {}): Promise<NotificationStore> {
   const client = await new MongoClient(url, {
     appName: 'parley-notify',
     serverSelectionTimeoutMS: 5_000,
@@ -98,9 +104,9 @@ export async function openNotificationStore(url: string, dbName: string, log: Lo
   const claims: Collection<ClaimDoc> = db.collection<ClaimDoc>('notification_claims');
   const mutes: Collection<MuteDoc> = db.collection<MuteDoc>('mutes');
   const users: Collection<{ _id: string; email?: string }> = db.collection<{ _id: string; email?: string }>('users');
-  // The contract (DESIGN.md): one notification per (message, recipient), whatever writes it.
-  await notifications.createIndex({ messageId: 1, recipient: 1 }, { name: 'message_recipient', unique: true });
-  await mutes.createIndex({ room: 1 }, { name: 'room' });
+  // The contract (DESIGN.md): one notification per (message, recipient), whatever writes it. Mutes and claims are
+  // read by _id only.
+  if (opts.indexes !== false) await notifications.createIndex({ messageId: 1, recipient: 1 }, { name: 'message_recipient', unique: true });
   log.info({ db: dbName }, 'notification store connected');
 
   return {

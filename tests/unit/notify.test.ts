@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../lib/config/index.js';
 import {
-  candidates, directMembers, directRoom, emailContent, fillTemplate, retryAfterMs, signWebhook, verifyWebhook,
+  candidates, createEmailSink, directMembers, directRoom, emailContent, fillTemplate, retryAfterMs, signWebhook, verifyWebhook,
 } from '../../lib/notify/index.js';
 import { ProtocolError, parseClientFrame } from '../../lib/protocol/index.js';
+import { pino } from 'pino';
 
 const limits = { maxBodyBytes: 4096, maxMentions: 50 };
 
@@ -67,6 +68,20 @@ describe('email content', () => {
     assert.ok(c.text.includes('<script>x</script> & "q"'));
     assert.ok(!c.html.includes('<script>'));
     assert.ok(c.html.includes('&#60;script&#62;'));
+  });
+});
+
+describe('email sink addresses', () => {
+  it('never builds an address from a user id that is not a plain local part', async () => {
+    const sink = createEmailSink({
+      smtpUrl: 'smtp://127.0.0.1:9', requireTls: false, tlsRejectUnauthorized: true, tlsCa: undefined, timeoutMs: 100,
+      from: 'p <p@x>', subject: 's', toTemplate: '{user}@example.test',
+    }, async () => undefined, pino({ enabled: false }));
+    const n = { id: 'n_1', messageId: 'a:1', reason: 'mention' as const, room: 'r', seq: 1, from: 'a', body: 'b', ts: 1, attempt: 1, round: 0 };
+    // Skipped before any connection is tried (port 9 would refuse it).
+    assert.equal(await sink.send({ ...n, recipient: 'a@evil.example,b' }, new AbortController().signal), 'skipped');
+    assert.equal(await sink.send({ ...n, recipient: '<x>' }, new AbortController().signal), 'skipped');
+    await sink.close();
   });
 });
 
