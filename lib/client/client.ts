@@ -359,6 +359,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (code === LOCAL_CLOSE) policy = 'now';
     if (policy === 'token' && !this.o.getToken) policy = 'stop';
     if (policy === 'stop') {
+      this.emit('disconnect', { code, reason, retryInMs: undefined });
       this.finish(new ParleyError(code === CLOSE_CODES.TOKEN_EXPIRED.code ? 'UNAUTHORIZED' : code === CLOSE_CODES.FORBIDDEN.code ? 'FORBIDDEN' : 'CLOSED',
         `closed by the server: ${code}${reason ? ` ${reason}` : ''}`, undefined, code));
       return;
