@@ -136,7 +136,7 @@ export async function launchNatsCluster(opts: ClusterOptions): Promise<EngineClu
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   try {
     if (failed) throw failed.reason;
-    await natsClusterReady(c.url, 60_000);
+    await natsClusterReady(c.url, 120_000);
   } catch (err) {
     await c.stop().catch(() => undefined);
     throw err;
@@ -211,7 +211,7 @@ export async function launchRedisCluster(opts: ClusterOptions & { replicas?: num
     if (!(await redisClusterFormed(nodes[0]!.url))) {
       await run(cli, ['--cluster', 'create', ...nodes.map((n) => n.nodeName), '--cluster-replicas', String(replicas), '--cluster-yes']);
     }
-    await redisClusterReady(nodes.map((n) => n.url), 60_000);
+    await redisClusterReady(nodes.map((n) => n.url), 120_000);
   } catch (err) {
     await c.stop().catch(() => undefined);
     throw err;
@@ -221,7 +221,7 @@ export async function launchRedisCluster(opts: ClusterOptions & { replicas?: num
 }
 
 async function clusterInfo(url: string): Promise<Record<string, string>> {
-  const client = createClient({ url, socket: { connectTimeout: 1_000, reconnectStrategy: false } });
+  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: false } });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -265,7 +265,7 @@ export interface RedisClusterNodeState {
 
 /** The cluster as the node at `url` sees it (CLUSTER NODES). */
 export async function redisClusterNodes(url: string): Promise<RedisClusterNodeState[]> {
-  const client = createClient({ url, socket: { connectTimeout: 1_000, reconnectStrategy: false } });
+  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: false } });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -292,7 +292,7 @@ export async function redisClusterNodes(url: string): Promise<RedisClusterNodeSt
 
 /** The slot of a key or shard channel, as the node at `url` computes it (CLUSTER KEYSLOT). */
 export async function redisKeySlot(url: string, key: string): Promise<number> {
-  const client = createClient({ url, socket: { connectTimeout: 1_000, reconnectStrategy: false } });
+  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: false } });
   client.on('error', () => undefined);
   try {
     await client.connect();

@@ -7,7 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createClient, createCluster } from 'redis';
 import type { RedisClientType } from 'redis';
-import { parseRedisTarget } from '../../lib/redis/index.js';
+import { parseRedisTarget, redisKeys } from '../../lib/redis/index.js';
 import { natsNode, redisMasterOf } from '../harness/clusters.js';
 import { decodeMessage } from '../../lib/fanout/index.js';
 import { MongoClient } from 'mongodb';
@@ -377,7 +377,7 @@ export class Cluster {
       case 'redis-master-kill': {
         const redis = this.suite.redisCluster!;
         // The master of the first room's sharded channel: fan-out of that room must survive the failover.
-        const key = `${this.env.PARLEY_REDIS_PREFIX ?? ''}room.${o.room}`;
+        const key = redisKeys(this.env.PARLEY_REDIS_PREFIX ?? '').roomChannel(o.room);
         const victim = await redisMasterOf(redis, key);
         target = `redis master ${victim.nodeName}`;
         await victim.kill('SIGKILL');

@@ -3,6 +3,7 @@
 // connections are limited with 4008 too.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { redisKeys } from '../../lib/redis/index.js';
 import type { RedisInspector } from '../harness/redis.js';
 import { until } from '../harness/index.js';
 import { Suite } from '../harness/suite.js';
@@ -118,9 +119,9 @@ describe('rate and connection limits', () => {
   it('connection attempts per user are limited (burst, then 4008)', async () => {
     for (let i = 0; i < 6; i++) {
       const c = await connect(i % 2 ? gwA : gwB, 'cora');
-      await until(async () => (await redis.scard(`${env.PARLEY_REDIS_PREFIX}user:cora:sessions`)) === 1, { message: 'admitted' });
+      await until(async () => (await redis.scard(redisKeys(env.PARLEY_REDIS_PREFIX!).userSessions('cora'))) === 1, { message: 'admitted' });
       await c.close();
-      await until(async () => (await redis.scard(`${env.PARLEY_REDIS_PREFIX}user:cora:sessions`)) === 0, { message: 'removed' });
+      await until(async () => (await redis.scard(redisKeys(env.PARLEY_REDIS_PREFIX!).userSessions('cora'))) === 0, { message: 'removed' });
     }
     const refused = await connect(gwA, 'cora');
     const closed = await refused.closed;
@@ -129,7 +130,8 @@ describe('rate and connection limits', () => {
   });
 
   it('connections per address are limited cluster-wide with 4008', async () => {
-    const key = `${env.PARLEY_REDIS_PREFIX}ip:ip:127.0.0.1:sessions`;
+    // gwIp has a prefix of its own (PARLEY_REDIS_PREFIX + 'ip:'), so its address cap counts only its sessions.
+    const key = redisKeys(`${env.PARLEY_REDIS_PREFIX}ip:`).ipSessions('127.0.0.1');
     await connect(gwIp, 'ian');
     await connect(gwIp, 'ida');
     await until(async () => (await redis.scard(key)) === 2, { message: 'two sessions from 127.0.0.1' });
@@ -173,9 +175,9 @@ describe('limits and sessions while Redis is unreachable', () => {
       await suite.redis.start();
     }
     await redis.connect();
-    const p = suite.env.PARLEY_REDIS_PREFIX!;
-    await until(async () => (await redis.scard(`${p}user:olga:sessions`)) === 1 && (await redis.scard(`${p}user:otto:sessions`)) === 1,
+    const k = redisKeys(suite.env.PARLEY_REDIS_PREFIX!);
+    await until(async () => (await redis.scard(k.userSessions('olga'))) === 1 && (await redis.scard(k.userSessions('otto'))) === 1,
       { timeout: 15_000, message: 'sessions registered again after Redis came back' });
-    assert.equal(await redis.hget(`${p}room:outage:online`, 'olga'), '1', 'and the room membership');
+    assert.equal(await redis.hget(k.roomOnline('outage'), 'olga'), '1', 'and the room membership');
   });
 });

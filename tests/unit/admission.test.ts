@@ -10,7 +10,7 @@ describe('connection admission (lib/limits admission.ts)', () => {
   it('hands the Redis check its caps, the force flag and only the enabled connect rates, on the connect-rate keys', () => {
     const a = createConnectionAdmission(keys, cfg);
     const { keys: k, args } = a.scriptArgs('ann', '10.0.0.1', false);
-    assert.deepEqual(k, [keys.rate('connect-user', 'ann'), keys.rate('connect-ip', '10.0.0.1')]);
+    assert.deepEqual(k, [keys.connectRate('user', 'ann'), keys.connectRate('ip', '10.0.0.1')]);
     assert.deepEqual(args, [2, 3, '0', 2, 'm', 1000, 2, 1]);
     assert.equal(a.scriptArgs('ann', '10.0.0.1', true).args[2], '1');
   });
