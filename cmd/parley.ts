@@ -13,6 +13,7 @@ import { runClient } from './client.js';
 import { connectShared, reconcileOnce, runChat, runGateway, runPresence } from './services.js';
 import { ROOM_ID } from '../lib/protocol/index.js';
 import type { Closeable } from './services.js';
+import { startTracing } from './tracing.js';
 
 const USAGE = `usage: parley <command>
   all                 every service in one process (starts the local stack if no service URLs are set)
@@ -103,7 +104,10 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
     throw err;
   }
   const log = createLogger({ name: `parley-${command}`, level: cfg.logLevel });
-  const metrics = createMetrics(command, { renderCacheMs: cfg.metricsCacheMs });
+  const metrics = createMetrics(command, { renderCacheMs: cfg.metricsCacheMs, instance: cfg.instance });
+  // Closed after every service (closers run in reverse), so their last spans are exported.
+  const tracer = startTracing(cfg.tracing, command, cfg.instance, log);
+  closers.push({ name: 'tracing', close: () => tracer.close() });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -119,18 +123,22 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence', boo
     const presence = command === 'all' || command === 'presence' ? await runPresence(cfg, log, closers) : undefined;
     if (command !== 'presence') {
       const shared = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`, closers);
-      const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared, closers) : undefined;
-      if (command === 'all' || command === 'gateway') await runGateway(cfg, log, metrics, shared, closers);
+      const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared, closers, tracer.tracing) : undefined;
+      const gateway = command === 'all' || command === 'gateway'
+        ? await runGateway(cfg, log, metrics, shared, closers, tracer.tracing) : undefined;
       // Every service has one (gateways too: /metrics is never on the public port, ADR 0011); chat's /readyz also
       // reports MongoDB and its consumer (ADR 0012), and a process running presence its Redis.
       const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
         const nats = shared.nats.connected();
         const st = chat?.status();
+        const gw = gateway?.readiness();
         const presenceUp = presence?.ready() ?? true;
-        const ready = nats && presenceUp && (st?.ready ?? true);
+        const ready = nats && presenceUp && (st?.ready ?? true) && (gw?.ready ?? true);
         return {
           ready,
-          details: { ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}) },
+          details: {
+            ...gw?.details, ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}),
+          },
         };
       }, log);
       closers.push({ name: 'ops', close: () => ops.close() });

@@ -6,11 +6,12 @@ import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Config } from '../config/index.js';
 import { encodeMessage } from '../fanout/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
-import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import { createdTemplate, createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
 import { startReconciler } from './reconcile.js';
 import { withPrev } from './prev.js';
 import type { BatchConsumer, ConsumerHealth, NatsHandle, RoomReader } from '../eventlog/index.js';
-import type { Logger, Metrics } from '../observability/index.js';
+import { REDIS_PUBLISH_STEP, instrumentBatch, mongoInsertStep } from '../observability/index.js';
+import type { BatchTrace, Logger, Metrics, Tracing } from '../observability/index.js';
 import { storedAt } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
 import { toDoc } from '../store/index.js';
@@ -22,6 +23,7 @@ export interface ChatDeps {
   cfg: Config;
   log: Logger;
   metrics: Metrics;
+  tracing: Tracing;
   nats: NatsHandle;
   jsm: JetStreamManager;
   store: MessageStore;
@@ -33,6 +35,8 @@ export interface ChatDeps {
 export interface ChatStatus {
   ready: boolean;
   mongo: 'ok' | 'unreachable';
+  /** The fan-out's Redis connection: without it no batch can be published (nor acked). */
+  redis: 'ok' | 'unreachable';
   consumer: ConsumerHealth & { pending: number | undefined; ackPending: number | undefined };
 }
 
@@ -53,7 +57,8 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     maxAckPending: cfg.chat.batchSize * 8,
   }, log);
 
-  const handle = async (batch: JsMsg[]): Promise<void> => {
+  const insertStep = mongoInsertStep(cfg.mongoDb);
+  const handle = async (batch: JsMsg[], trace: BatchTrace): Promise<void> => {
     const docs: MessageDoc[] = [];
     const valid: JsMsg[] = [];
     // A batch can hold two deliveries of one seq (a redelivery that arrived while the first was still queued, e.g.
@@ -72,7 +77,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       seen.add(m.seq);
       docs.push(toDoc(storedAt(ev, m.seq)));
     }
-    const { inserted, existing } = await d.store.insert(docs);
+    const { inserted, existing } = await trace.step(insertStep, () => metrics.timeMongoWrite(() => d.store.insert(docs)));
     // An id already stored is told apart without a read (FerretDB answers any such query with a collection scan):
     // on a redelivery it is this very event, stored before a crash or a lost ack, and is broadcast again (gateways
     // drop a seq they delivered); on a first delivery it is a resend of the id after JetStream's duplicate window.
@@ -80,7 +85,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     const again = redelivered ? existing.filter((doc) => redelivered.has(doc.seq)) : [];
     const toPublish = inserted.concat(again).sort((x, y) => x.seq - y.seq);
     const broadcasts = await withPrev(toPublish, valid, d.reader, log);
-    await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b) })));
+    await trace.step(REDIS_PUBLISH_STEP, (tp) => d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b, tp(b.seq)) }))));
     for (const m of valid) m.ack();
     metrics.persisted.inc({ result: 'stored' }, inserted.length);
     if (again.length > 0) metrics.persisted.inc({ result: 'redelivered' }, again.length);
@@ -98,7 +103,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     ackWaitMs: cfg.chat.ackWaitMs,
     maxHoldMs: cfg.chat.maxHoldMs,
     log,
-    handle,
+    handle: instrumentBatch({ tracing: d.tracing, metrics, consumer: cfg.chat.consumer, destinationTemplate: createdTemplate(cfg.stream.subjectRoot) }, handle),
     onStuck: () => d.store.reconnect(),
   });
   log.info({ consumer: cfg.chat.consumer }, 'chat consuming');
@@ -128,7 +133,11 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
   return {
     status() {
       const health = consumer.health();
-      return { ready: mongoOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', consumer: { ...health, ...lag } };
+      const redisOk = d.fanout.ready();
+      return {
+        ready: mongoOk && redisOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', redis: redisOk ? 'ok' : 'unreachable',
+        consumer: { ...health, ...lag },
+      };
     },
     async close() {
       clearInterval(monitor);

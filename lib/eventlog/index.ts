@@ -3,7 +3,7 @@ export { createRoomReader } from './reader.js';
 export { ensureStream, ensureDurable } from './setup.js';
 export { createPublisher, decodeEvent, UnavailableError } from './publisher.js';
 export { startBatchConsumer } from './consumer.js';
-export { createdSubject, createdWildcard, streamSubjects } from './subjects.js';
+export { createdSubject, createdTemplate, createdWildcard, streamSubjects } from './subjects.js';
 export type { NatsHandle } from './connection.js';
 export type { RoomReader } from './reader.js';
 export type { DurableOptions } from './setup.js';

@@ -4,6 +4,7 @@ import type { Identity } from '../auth/index.js';
 import { AuthError, roomAccess } from '../auth/index.js';
 import { ackFrame, historyFrame, joinedFrame, leftFrame, messageFrame } from '../protocol/index.js';
 import type { ChatMessage, ClientFrame, HistoryFrame, JoinFrame, RoomId, SendFrame } from '../protocol/index.js';
+import { endSpan, startReceive, withSpan } from '../observability/index.js';
 import type { ReadGate } from '../store/index.js';
 import type { Conn, Replies, Ws } from './connection.js';
 import { removeFrom } from './connection.js';
@@ -47,16 +48,20 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
     c.inflight++;
     state.inflight++;
     const started = performance.now();
-    d.publisher.publish(ev).then(
+    const span = startReceive(d.tracing, f.room, f.id);
+    withSpan(span, () => d.publisher.publish(ev, span)).then(
       (pa) => {
         metrics.jetstreamPublish.observe({ result: 'ok' }, (performance.now() - started) / 1000);
         if (!pa.duplicate) metrics.messagesSent.inc();
+        else metrics.duplicateSends.inc();
         send(ws, ackFrame(f.id, pa.seq, pa.duplicate));
+        endSpan(span);
       },
       (err: unknown) => {
         metrics.jetstreamPublish.observe({ result: 'error' }, (performance.now() - started) / 1000);
-        log.warn({ err, user: c.user, room: f.room }, 'publish failed');
+        withSpan(span, () => log.warn({ err, user: c.user, room: f.room }, 'publish failed'));
         reject(ws, 'UNAVAILABLE', 'message not stored; retry with the same id', f.id);
+        endSpan(span, err);
       },
     ).finally(() => {
       c.inflight--;

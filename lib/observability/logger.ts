@@ -1,5 +1,6 @@
 // pino is the only logger; components take a child of the root logger, never create their own.
-import { pino, type Logger as PinoLogger } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { activeTraceIds } from './tracing.js';
 
 export type Logger = PinoLogger;
 
@@ -9,12 +10,14 @@ export interface LoggerOptions {
   name: string;
 }
 
-export function createLogger(opts: LoggerOptions): Logger {
+export function createLogger(opts: LoggerOptions, destination?: DestinationStream): Logger {
   return pino({
     name: opts.name,
     level: opts.level,
     base: { pid: process.pid },
     // Never let a token reach the logs, whatever a call site passes in.
     redact: { paths: ['token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' },
-  });
+    // `trace_id` and `span_id` of the span active when the line is written (none without tracing: one lookup).
+    mixin: activeTraceIds,
+  }, destination);
 }

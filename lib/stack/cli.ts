@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
-import { ensureFerretdb, ensureK6, ensureNatsServer, ensureRedis } from './install.js';
+import { ensureFerretdb, ensureJaeger, ensureK6, ensureNatsServer, ensurePrometheus, ensureRedis } from './install.js';
 import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
 import { launchFerretdb, launchNats, launchRedis, type StackEnv } from './services.js';
@@ -36,7 +36,8 @@ interface PidsFile {
 
 const USAGE = `usage: parley stack <command>
 
-  install [--k6]  build or find the server binaries (cached in $PARLEY_CACHE_DIR or ~/.cache/parley)
+  install [--k6]  build or find the server binaries (cached in $PARLEY_CACHE_DIR or ~/.cache/parley), with Jaeger and
+                  Prometheus for the observability tests
   up              start NATS (JetStream), Redis and FerretDB on free ports of 127.0.0.1, in the background
   down            stop the servers that \`up\` started
   status          show whether each server runs and answers
@@ -92,6 +93,9 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
     ['nats-server', ensureNatsServer(log, settings)],
     ['redis-server', ensureRedis(log, settings)],
     ['ferretdb', ensureFerretdb(log, settings)],
+    // For the observability e2e tests (tracing, metrics); the services never need them.
+    ['jaeger', ensureJaeger(log, settings)],
+    ['prometheus', ensurePrometheus(log, settings)],
   ];
   if (k6) jobs.push(['k6', ensureK6(log, settings)]);
   const results = await Promise.allSettled(jobs.map(([, p]) => p));

@@ -8,6 +8,8 @@ export type StackErrorCode =
   | 'BUILD_FAILED'
   /** redis-server is not installed and could not be installed with apt-get. */
   | 'REDIS_MISSING'
+  /** prometheus is not installed and could not be installed with apt-get (the metrics e2e test needs it). */
+  | 'PROMETHEUS_MISSING'
   /** Another process held the build lock for too long. */
   | 'LOCK_TIMEOUT'
   /** The server process exited before it answered. */

@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path';
 export const NATS_SERVER_VERSION = 'v2.14.9';
 export const FERRETDB_VERSION = 'v1.24.2';
 export const K6_VERSION = 'v1.8.1';
+/** Jaeger for the tracing e2e test (and `parley stack install`): OTLP receiver and query API in one binary. */
+export const JAEGER_VERSION = 'v1.76.0';
 
 export interface StackSettings {
   /** Where binaries are built and cached, outside any repository. */
