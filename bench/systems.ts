@@ -50,7 +50,8 @@ const SOCKETIO = join(DIST, 'bench', 'baselines', 'socketio.js');
 
 function baseEnv(): NodeJS.ProcessEnv {
   const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'NODE_OPTIONS'];
-  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+  // OTEL_* too: the bench of tracing on (at a sampling ratio) against off.
+  return Object.fromEntries(Object.keys(process.env).filter((k) => keep.includes(k) || k.startsWith('OTEL_')).map((k) => [k, process.env[k]]));
 }
 
 function flags(ctx: BenchContext, name: string): string[] {

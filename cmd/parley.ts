@@ -14,6 +14,7 @@ import { connectShared, reconcileOnce, runChat, runGateway, runNotify, runPresen
 import { dlqCommand } from './dlq.js';
 import { ROOM_ID } from '../lib/protocol/index.js';
 import type { Closeable } from './services.js';
+import { startTracing } from './tracing.js';
 
 const USAGE = `usage: parley <command>
   all                 every service in one process (starts the local stack if no service URLs are set)
@@ -111,7 +112,10 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence' | 'n
     throw err;
   }
   const log = createLogger({ name: `parley-${command}`, level: cfg.logLevel });
-  const metrics = createMetrics(command, { renderCacheMs: cfg.metricsCacheMs });
+  const metrics = createMetrics(command, { renderCacheMs: cfg.metricsCacheMs, instance: cfg.instance });
+  // Closed after every service (closers run in reverse), so their last spans are exported.
+  const tracer = startTracing(cfg.tracing, command, cfg.instance, log);
+  closers.push({ name: 'tracing', close: () => tracer.close() });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -127,21 +131,23 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence' | 'n
     const presence = command === 'all' || command === 'presence' ? await runPresence(cfg, log, closers) : undefined;
     if (command !== 'presence') {
       const shared = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`, closers);
-      const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared, closers) : undefined;
+      const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared, closers, tracer.tracing) : undefined;
       const notify = command === 'all' || command === 'notify' ? await runNotify(cfg, log, metrics, shared, closers) : undefined;
-      if (command === 'all' || command === 'gateway') await runGateway(cfg, log, metrics, shared, closers);
+      const gateway = command === 'all' || command === 'gateway'
+        ? await runGateway(cfg, log, metrics, shared, closers, tracer.tracing) : undefined;
       // Every service has one (gateways too: /metrics is never on the public port, ADR 0011); chat's /readyz also
       // reports MongoDB and its consumer (ADR 0012), and a process running presence its Redis.
       const ops = await startOpsServer(cfg.host, cfg.metricsPort, metrics, () => {
         const nats = shared.nats.connected();
         const st = chat?.status();
         const nt = notify?.status();
+        const gw = gateway?.readiness();
         const presenceUp = presence?.ready() ?? true;
-        const ready = nats && presenceUp && (st?.ready ?? true) && (nt?.ready ?? true);
+        const ready = nats && presenceUp && (st?.ready ?? true) && (nt?.ready ?? true) && (gw?.ready ?? true);
         return {
           ready,
           details: {
-            ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}),
+            ...gw?.details, ...st, ready, nats: nats ? 'connected' : 'disconnected', ...(presence ? { presence: presenceUp } : {}),
             ...(nt ? { notify: nt } : {}),
           },
         };

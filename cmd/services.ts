@@ -5,10 +5,12 @@ import type { ChatService, ReconcileReport } from '../lib/chat/index.js';
 import type { Config } from '../lib/config/index.js';
 import { createFanoutPublisher, createFanoutSubscriber } from '../lib/fanout/index.js';
 import { startGateway } from '../lib/gateway/index.js';
+import type { Gateway } from '../lib/gateway/index.js';
 import { connectNats, createPublisher, createRoomReader, ensureStream } from '../lib/eventlog/index.js';
 import type { NatsHandle } from '../lib/eventlog/index.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { Logger, Metrics } from '../lib/observability/index.js';
+import { TRACING_OFF } from '../lib/observability/index.js';
+import type { Logger, Metrics, Tracing } from '../lib/observability/index.js';
 import { openMessageStore } from '../lib/store/index.js';
 import { createMessageIds } from '../lib/idempotency/index.js';
 import { createConnectionAdmission, createSendLimiter } from '../lib/limits/index.js';
@@ -42,7 +44,8 @@ export async function connectShared(cfg: Config, log: Logger, name: string, open
   return { nats, jsm };
 }
 
-export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened): Promise<void> {
+export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened,
+  tracing: Tracing = TRACING_OFF): Promise<Gateway> {
   const glog = log.child({ component: 'gateway' });
   // The gateway only reads, on a client and pool of its own, bounded like its read gate: its reads can never hold
   // more than maxInflight connections, and each one gives up after the query timeout (server- and client-side).
@@ -82,14 +85,15 @@ export async function runGateway(cfg: Config, log: Logger, metrics: Metrics, s: 
   const mutes = await openNotificationStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'mutes' }), { maxPoolSize: 2, indexes: false });
   opened.push({ name: 'mutes', close: () => mutes.close() });
   const gateway = await startGateway({
-    cfg, log: glog, metrics, nats: s.nats, store, presence, presenceEvents, limiter, mutes,
+    cfg, log: glog, metrics, tracing, nats: s.nats, store, presence, presenceEvents, limiter, mutes,
     ids: createMessageIds(redis, keys, cfg.stream.idempotencyWindowMs),
     fanout: createFanoutSubscriber(fanoutSub, keys),
     auth: createAuthenticator(cfg.jwt),
-    publisher: createPublisher(s.nats, cfg.stream),
+    publisher: createPublisher(s.nats, cfg.stream, tracing),
     reader: createRoomReader(s.nats.nc, s.jsm, cfg.stream),
   });
   opened.push({ name: 'gateway', close: () => gateway.close() });
+  return gateway;
 }
 
 export async function runPresence(cfg: Config, log: Logger, opened: Opened): Promise<PresenceService> {
@@ -101,7 +105,8 @@ export async function runPresence(cfg: Config, log: Logger, opened: Opened): Pro
   return presence;
 }
 
-export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened): Promise<ChatService> {
+export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened,
+  tracing: Tracing = TRACING_OFF): Promise<ChatService> {
   const clog = log.child({ component: 'chat' });
   const store = await openMessageStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'store' }));
   opened.push({ name: 'store', close: () => store.close() });
@@ -112,7 +117,7 @@ export async function runChat(cfg: Config, log: Logger, metrics: Metrics, s: Sha
   const reader = createRoomReader(s.nats.nc, s.jsm, cfg.stream);
   const ids = createMessageIds(redis, keys, cfg.stream.idempotencyWindowMs);
   // Closed in reverse: the consumer stops (finishing its batch) before its store and fan-out go away.
-  const chat = await startChat({ cfg, log: clog, metrics, nats: s.nats, jsm: s.jsm, store, fanout, reader, ids });
+  const chat = await startChat({ cfg, log: clog, metrics, tracing, nats: s.nats, jsm: s.jsm, store, fanout, reader, ids });
   opened.push({ name: 'chat', close: () => chat.close() });
   return chat;
 }

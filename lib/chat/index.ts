@@ -10,11 +10,12 @@ import type { Config } from '../config/index.js';
 import type { MessageIds } from '../idempotency/index.js';
 import { encodeMessage } from '../fanout/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
-import { createdWildcard, decodeEvent, deleteEvents, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import { createdTemplate, createdWildcard, decodeEvent, deleteEvents, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
 import { startReconciler } from './reconcile.js';
 import { withPrev } from './prev.js';
 import type { BatchConsumer, BatchSteps, ConsumerHealth, NatsHandle, RoomReader } from '../eventlog/index.js';
-import type { Logger, Metrics } from '../observability/index.js';
+import { REDIS_PUBLISH_STEP, instrumentBatch, mongoInsertStep } from '../observability/index.js';
+import type { BatchTrace, Logger, Metrics, Tracing } from '../observability/index.js';
 import { namespacedId, storedAt } from '../protocol/index.js';
 import type { ChatMessage } from '../protocol/index.js';
 import type { MessageDoc, MessageStore } from '../store/index.js';
@@ -27,6 +28,7 @@ export interface ChatDeps {
   cfg: Config;
   log: Logger;
   metrics: Metrics;
+  tracing: Tracing;
   nats: NatsHandle;
   jsm: JetStreamManager;
   store: MessageStore;
@@ -40,6 +42,8 @@ export interface ChatDeps {
 export interface ChatStatus {
   ready: boolean;
   mongo: 'ok' | 'unreachable';
+  /** The fan-out's Redis connection: without it no batch can be published (nor acked). */
+  redis: 'ok' | 'unreachable';
   consumer: ConsumerHealth & { pending: number | undefined; ackPending: number | undefined };
 }
 
@@ -61,7 +65,8 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     maxAckPending: cfg.chat.batchSize * 2 + cfg.chat.maxUnstored,
   }, log);
 
-  const handle = async (batch: JsMsg[]): Promise<BatchSteps> => {
+  const insertStep = mongoInsertStep(cfg.mongoDb);
+  const handle = async (batch: JsMsg[], trace: BatchTrace): Promise<BatchSteps> => {
     const valid: JsMsg[] = [];
     const events: { m: JsMsg; ev: ChatMessage }[] = [];
     // A batch can hold two deliveries of one seq (a redelivery that arrived while the first was still queued, e.g.
@@ -99,10 +104,10 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       ack: valid,
       ordered: async () => {
         const broadcasts = await withPrev(docs, valid, d.reader, log);
-        await d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b) })));
+        await trace.step(REDIS_PUBLISH_STEP, (tp) => d.fanout.publish(broadcasts.map((b) => ({ room: b.room, payload: encodeMessage(b, tp(b.seq)) }))));
       },
       unordered: async () => {
-        const { inserted, existing } = await d.store.insert(docs);
+        const { inserted, existing } = await trace.step(insertStep, () => metrics.timeMongoWrite(() => d.store.insert(docs)));
         metrics.persisted.inc({ result: 'stored' }, inserted.length);
         // Already stored: this very event (a redelivery, or an earlier attempt whose answer was lost), as the
         // claim above vouches for its seq.
@@ -120,7 +125,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     maxUnordered: cfg.chat.maxUnstored,
     unorderedConcurrency: cfg.chat.storeConcurrency,
     log,
-    handle,
+    handle: instrumentBatch({ tracing: d.tracing, metrics, consumer: cfg.chat.consumer, destinationTemplate: createdTemplate(cfg.stream.subjectRoot) }, handle),
     // Only the store step is worth recycling a client for: Redis connections reconnect by themselves.
     onStuck: async (step) => { if (step === 'unordered') await d.store.reconnect(); },
   });
@@ -151,7 +156,11 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
   return {
     status() {
       const health = consumer.health();
-      return { ready: mongoOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', consumer: { ...health, ...lag } };
+      const redisOk = d.fanout.ready();
+      return {
+        ready: mongoOk && redisOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', redis: redisOk ? 'ok' : 'unreachable',
+        consumer: { ...health, ...lag },
+      };
     },
     async close() {
       clearInterval(monitor);

@@ -1,6 +1,7 @@
 // The one place that reads the environment: typed, defaulted for a laptop, validated at start-up.
 import { readFileSync, existsSync } from 'node:fs';
 import { formatRedisTarget, parseRedisTarget } from '../redis/target.js';
+import { hostname } from 'node:os';
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, message: string, options?: ErrorOptions) {
@@ -194,6 +195,27 @@ export interface EmailConfig {
   toTemplate: string | undefined;
 }
 
+/** The standard OTEL_* variables Parley honours (ADR 0020); the SDK is set up from these in cmd/tracing.ts. */
+export type TracesSampler = 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off'
+  | 'parentbased_traceidratio';
+
+export interface TracingConfig {
+  /**
+   * On when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or
+   * OTEL_TRACES_EXPORTER=otlp; off with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none.
+   */
+  enabled: boolean;
+  /** Where spans go (OTLP/HTTP): the traces endpoint as given, or the base endpoint + /v1/traces. */
+  tracesUrl: string;
+  sampler: TracesSampler;
+  /** OTEL_TRACES_SAMPLER_ARG: the ratio of the traceidratio samplers, 0..1. */
+  samplerRatio: number;
+  /** OTEL_SERVICE_NAME; default `parley-<command>`. */
+  serviceName: string | undefined;
+  /** OTEL_BSP_SCHEDULE_DELAY: how long spans wait to be exported in a batch. */
+  scheduleDelayMs: number;
+}
+
 export interface Config {
   port: number;
   /** How long a gateway retries a port it cannot bind (connections of a killed predecessor in TIME_WAIT). */
@@ -217,10 +239,13 @@ export interface Config {
   /** Prefix for every Redis key and channel, so several deployments (or test suites) can share one Redis. */
   redisPrefix: string;
   gatewayId: string;
+  /** The `instance` label of this process's metrics and its spans' service.instance.id. */
+  instance: string;
   logLevel: string;
   shutdownTimeoutMs: number;
   /** Serve the demo chat page at `/` (PARLEY_DEMO; on by default in `parley all` outside production). */
   demo: boolean;
+  tracing: TracingConfig;
   jwt: JwtConfig;
   connection: ConnectionConfig;
   storage: StorageConfig;
@@ -286,9 +311,11 @@ export function loadConfig(env: Env = process.env): Config {
     mongoDb,
     redisPrefix,
     gatewayId: r.str('PARLEY_GATEWAY_ID', `gw-${process.pid}-${Math.random().toString(36).slice(2, 8)}`),
+    instance: r.str('PARLEY_INSTANCE', `${hostname()}-${process.pid}`),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LEVELS),
     shutdownTimeoutMs: r.int('PARLEY_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     demo: r.bool('PARLEY_DEMO', false),
+    tracing: tracingConfig(r),
     jwt: {
       secret: useSecret,
       publicKey,
@@ -460,6 +487,30 @@ function notifyConfig(r: Reader, streamName: string, subjectRoot: string): Notif
   if (n.sinks.includes('webhook') && n.leaseMs < 2 * n.webhook.timeoutMs) throw new ConfigError('PARLEY_NOTIFY_LEASE_MS', `must be at least twice PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS (${n.webhook.timeoutMs})`);
   if (n.sinks.includes('email') && n.leaseMs < 2 * n.email.timeoutMs) throw new ConfigError('PARLEY_NOTIFY_LEASE_MS', `must be at least twice PARLEY_SMTP_TIMEOUT_MS (${n.email.timeoutMs})`);
   return n;
+}
+
+const SAMPLERS: TracesSampler[] = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off',
+  'parentbased_traceidratio'];
+
+function tracingConfig(r: Reader): TracingConfig {
+  const exporter = r.oneOf('OTEL_TRACES_EXPORTER', '', ['', 'otlp', 'none']);
+  const base = r.str('OTEL_EXPORTER_OTLP_ENDPOINT', '');
+  const traces = r.str('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', '');
+  if (base) r.url('OTEL_EXPORTER_OTLP_ENDPOINT', base, ['http:', 'https:']);
+  if (traces) r.url('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', traces, ['http:', 'https:']);
+  // Only OTLP over HTTP is wired (JSON encoding); gRPC would need another exporter.
+  for (const v of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) r.oneOf(v, 'http/json', ['http/protobuf', 'http/json']);
+  const disabled = r.bool('OTEL_SDK_DISABLED', false);
+  const sampler = r.oneOf('OTEL_TRACES_SAMPLER', 'parentbased_always_on', SAMPLERS) as TracesSampler;
+  const ratio = r.num('OTEL_TRACES_SAMPLER_ARG', 1, 0, 1);
+  return {
+    enabled: !disabled && exporter !== 'none' && (exporter === 'otlp' || base !== '' || traces !== ''),
+    tracesUrl: traces || `${(base || 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`,
+    sampler,
+    samplerRatio: ratio,
+    serviceName: r.str('OTEL_SERVICE_NAME', '') || undefined,
+    scheduleDelayMs: r.int('OTEL_BSP_SCHEDULE_DELAY', 5_000, 0, 600_000),
+  };
 }
 
 function readPem(value: string): string {

@@ -4,7 +4,7 @@ export { ensureStream, ensureDurable } from './setup.js';
 export { createPublisher, decodeEvent, UnavailableError } from './publisher.js';
 export { startBatchConsumer } from './consumer.js';
 export { deleteEvents } from './prune.js';
-export { createdSubject, createdWildcard, streamSubjects } from './subjects.js';
+export { createdSubject, createdTemplate, createdWildcard, streamSubjects } from './subjects.js';
 export type { NatsHandle } from './connection.js';
 export type { RoomReader } from './reader.js';
 export type { DurableOptions } from './setup.js';

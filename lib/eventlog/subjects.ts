@@ -5,6 +5,11 @@ export function createdSubject(root: string, room: RoomId): string {
   return `${root}.message.created.${room}`;
 }
 
+/** The subject as a low-cardinality template, for span names. */
+export function createdTemplate(root: string): string {
+  return `${root}.message.created.{room}`;
+}
+
 export function createdWildcard(root: string): string {
   return `${root}.message.created.*`;
 }

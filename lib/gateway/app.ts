@@ -6,9 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { backoff } from '@nats-io/transport-node';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { Identity } from '../auth/index.js';
-import type { Logger } from '../observability/index.js';
+import type { Logger, Readiness } from '../observability/index.js';
+import { endSpan, startBroadcast } from '../observability/index.js';
 import { AuthError, roomAccess } from '../auth/index.js';
 import { decodeMessage } from '../fanout/index.js';
+import type { BusMessage } from '../fanout/index.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, ProtocolError, messageFrame, parseClientFrame, welcomeFrame } from '../protocol/index.js';
 import type { ClientFrame, StoredMessage } from '../protocol/index.js';
 import { createReadGate } from '../store/index.js';
@@ -66,8 +68,11 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     setTimeout(() => rooms.resyncAll(), 1_000).unref();
   });
   const rooms = new RoomFeed(sub, d.reader, (m: StoredMessage, prev: number) => {
+    // A broadcast from the bus carries its traceparent; one read from the stream (gap repair) does not.
+    const span = startBroadcast(d.tracing, (m as BusMessage).traceparent, m.room, m.seq, cfg.gatewayId);
     app.publish(m.room, messageFrame(m, prev), false);
     metrics.observeLatency(Math.max(0, Date.now() - m.ts) / 1000);
+    endSpan(span);
   }, log, cfg.recovery.gapRepairTimeoutMs, (room) => {
     // The room has a hole this gateway cannot fill: its members (also those still joining) must reconnect and
     // recover with `since`, which reads MongoDB where the stream fails. Closing them also ends the room's state.
@@ -184,6 +189,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       for (const w of waiters ?? []) w();
       sockets.delete(ws);
       metrics.activeConnections.dec();
+      metrics.observeClose(code);
       for (const room of c.rooms) rooms.leave(room);
       c.rooms.length = 0;
       d.presence.close(c.session);
@@ -191,12 +197,13 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     },
   });
 
-  registerRoutes(app, d, pages, () => {
+  const readiness = (): Readiness => {
     const natsUp = d.nats.connected();
     const redisUp = sub.ready();
     // `draining` in the body: its documented name (README), meaning this gateway is shutting down.
     return { ready: natsUp && redisUp && !state.closing, details: { nats: natsUp, redis: redisUp, draining: state.closing } };
-  });
+  };
+  registerRoutes(app, d, pages, readiness);
 
   const listenSocket = await listenWithRetry(app, cfg.host, cfg.port, cfg.listenRetryMs, log);
   const port = uws.us_socket_local_port(listenSocket);
@@ -204,6 +211,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
 
   return {
     port,
+    readiness,
     async close() {
       // Stop accepting, let in-flight publishes get their acks, then tell clients to reconnect elsewhere.
       state.closing = true;

@@ -5,7 +5,7 @@ import type { EventPublisher, NatsHandle, RoomReader } from '../eventlog/index.j
 import type { FanoutSubscriber } from '../fanout/index.js';
 import type { MessageIds } from '../idempotency/index.js';
 import type { SendLimiter } from '../limits/index.js';
-import type { Logger, Metrics } from '../observability/index.js';
+import type { Logger, Metrics, Readiness, Tracing } from '../observability/index.js';
 import type { GatewayPresence } from '../presence/index.js';
 import type { RedisSubscriber } from '../redis/index.js';
 import type { MessageStore, MuteStore } from '../store/index.js';
@@ -14,6 +14,8 @@ export interface GatewayDeps {
   cfg: Config;
   log: Logger;
   metrics: Metrics;
+  /** Spans of the message path (lib/observability/tracing.ts); TRACING_OFF when tracing is off. */
+  tracing: Tracing;
   auth: Authenticator;
   nats: NatsHandle;
   publisher: EventPublisher;
@@ -37,5 +39,7 @@ export interface GatewayDeps {
 
 export interface Gateway {
   port: number;
+  /** What the gateway's /readyz answers (NATS, Redis, draining); the ops port's /readyz includes it. */
+  readiness(): Readiness;
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import type { Identity } from '../auth/index.js';
 import { AuthError, roomAccess } from '../auth/index.js';
 import { ackFrame, historyFrame, joinedFrame, leftFrame, messageFrame } from '../protocol/index.js';
 import type { ChatMessage, ClientFrame, HistoryFrame, JoinFrame, RoomId, SendFrame } from '../protocol/index.js';
+import { endSpan, startReceive, withSpan } from '../observability/index.js';
 import type { ReadGate } from '../store/index.js';
 import type { Conn, Replies, Ws } from './connection.js';
 import { removeFrom } from './connection.js';
@@ -51,11 +52,17 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
     if (f.mentions) ev.mentions = f.mentions;
     c.inflight++;
     state.inflight++;
-    void sendOnce(d, ev, {
-      ack: (seq, duplicate) => send(ws, ackFrame(f.id, seq, duplicate)),
+    // One span per message from here (ADR 0020); nothing is allocated with tracing off.
+    const span = startReceive(d.tracing, f.room, f.id);
+    void sendOnce(d, ev, span, {
+      ack: (seq, duplicate) => {
+        send(ws, ackFrame(f.id, seq, duplicate));
+        endSpan(span);
+      },
       fail: (err) => {
-        log.warn({ err, user: c.user, room: f.room }, 'publish failed');
+        withSpan(span, () => log.warn({ err, user: c.user, room: f.room }, 'publish failed'));
         reject(ws, 'UNAVAILABLE', 'message not stored; retry with the same id', f.id);
+        endSpan(span, err);
       },
     }).finally(() => {
       c.inflight--;

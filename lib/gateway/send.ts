@@ -3,6 +3,8 @@
 import { namespacedId } from '../protocol/index.js';
 import type { ChatMessage } from '../protocol/index.js';
 import type { GatewayDeps } from './deps.js';
+import { withSpan } from '../observability/index.js';
+import type { Span } from '../observability/index.js';
 
 export interface SendOutcome {
   ack(seq: number, duplicate: boolean): void;
@@ -10,7 +12,7 @@ export interface SendOutcome {
 }
 
 /** Never rejects: the outcome is one call of `ack` or `fail`. */
-export async function sendOnce(d: GatewayDeps, ev: ChatMessage, out: SendOutcome): Promise<void> {
+export async function sendOnce(d: GatewayDeps, ev: ChatMessage, span: Span | undefined, out: SendOutcome): Promise<void> {
   const { metrics, log } = d;
   const nsid = namespacedId(ev.from, ev.id);
   // Redis down: JetStream's duplicate window is all there is (the ack of a resend beyond it carries a new seq, which
@@ -24,6 +26,7 @@ export async function sendOnce(d: GatewayDeps, ev: ChatMessage, out: SendOutcome
     log.debug({ err }, 'message id lookup failed; JetStream deduplicates alone');
   }
   if (known !== undefined) {
+    metrics.duplicateSends.inc();
     out.ack(known, true);
     return;
   }
@@ -31,7 +34,7 @@ export async function sendOnce(d: GatewayDeps, ev: ChatMessage, out: SendOutcome
   let seq: number;
   let duplicate: boolean;
   try {
-    const pa = await d.publisher.publish(ev);
+    const pa = await withSpan(span, () => d.publisher.publish(ev, span));
     metrics.jetstreamPublish.observe({ result: 'ok' }, (performance.now() - started) / 1000);
     seq = pa.seq;
     duplicate = pa.duplicate;
@@ -41,6 +44,7 @@ export async function sendOnce(d: GatewayDeps, ev: ChatMessage, out: SendOutcome
     return;
   }
   if (duplicate) {
+    metrics.duplicateSends.inc();
     out.ack(seq, true);
     return;
   }
@@ -61,5 +65,6 @@ export async function sendOnce(d: GatewayDeps, ev: ChatMessage, out: SendOutcome
   // The lookup failed: the id may well be stored under another seq, which the record tells if Redis answers now.
   const first = await recorded;
   if (first === seq) metrics.messagesSent.inc();
+  else metrics.duplicateSends.inc();
   out.ack(first, first !== seq);
 }

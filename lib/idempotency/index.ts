@@ -44,10 +44,9 @@ export function createMessageIds(redis: RedisConnection, keys: RedisKeys, window
     },
     async claim(items) {
       if (off || items.length === 0) return items.map((it) => it.seq);
-      // Plain commands in one pipeline (no MULTI, no script): each key lives in its own slot on a Cluster.
-      const pipe = redis.client.multi();
-      for (const it of items) pipe.set(keys.messageId(it.nsid), String(it.seq), setOptions);
-      const replies = await pipe.execAsPipeline();
+      // Plain commands issued in one tick (node-redis writes them to the socket together, a pipeline in effect; no
+      // MULTI, no script): each key lives in its own slot on a Redis Cluster, where the cluster client routes each.
+      const replies = await Promise.all(items.map((it) => redis.client.set(keys.messageId(it.nsid), String(it.seq), setOptions)));
       return items.map((it, i) => parse(replies[i], it.seq));
     },
   };

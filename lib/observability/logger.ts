@@ -1,5 +1,6 @@
 // pino is the only logger; components take a child of the root logger, never create their own.
-import { pino, type Logger as PinoLogger } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { activeTraceIds } from './tracing.js';
 
 export type Logger = PinoLogger;
 
@@ -11,13 +12,15 @@ export interface LoggerOptions {
   stderr?: boolean;
 }
 
-export function createLogger(opts: LoggerOptions): Logger {
+export function createLogger(opts: LoggerOptions, destination?: DestinationStream): Logger {
   const options = {
     name: opts.name,
     level: opts.level,
     base: { pid: process.pid },
     // Never let a token reach the logs, whatever a call site passes in.
     redact: { paths: ['token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' },
+    // `trace_id` and `span_id` of the span active when the line is written (none without tracing: one lookup).
+    mixin: activeTraceIds,
   };
-  return opts.stderr ? pino(options, pino.destination(2)) : pino(options);
+  return pino(options, destination ?? (opts.stderr ? pino.destination(2) : undefined));
 }

@@ -18,7 +18,20 @@ export interface Metrics {
   storageInflight: Gauge<'service'>;
   storageQueued: Gauge<'service'>;
   storageQueries: Counter<'service' | 'result'>;
+  /** Chat's MongoDB insert of one batch. */
+  mongoWrite: Histogram<'service' | 'result'>;
+  /** JetStream deliveries handed to a consumer's handler, and how many of them were redeliveries. */
+  consumerDeliveries: Counter<'service' | 'consumer'>;
+  consumerRedeliveries: Counter<'service' | 'consumer'>;
+  /** Sends JetStream recognised as duplicates of a stored id (acked with `duplicate: true`, never stored twice). */
+  duplicateSends: Counter<'service'>;
+  /** WebSocket connections closed, by close code (a fixed set: 1000..1013 and Parley's 4xxx; anything else `other`). */
+  connectionsClosed: Counter<'service' | 'code'>;
   observeLatency(seconds: number): void;
+  /** Counts a closed connection under its code (bounded, see KNOWN_CLOSE_CODES). */
+  observeClose(code: number): void;
+  /** Runs a MongoDB write and records its duration in `mongo_write_seconds`. */
+  timeMongoWrite<T>(write: () => Promise<T>): Promise<T>;
   /**
    * The exposition text, rendered at most once per `renderCacheMs` (concurrent scrapes share one rendering): a
    * rendering walks every metric and costs milliseconds of the event loop, so a scrape flood must not multiply it.
@@ -28,14 +41,21 @@ export interface Metrics {
 
 export interface MetricsOptions {
   renderCacheMs?: number;
+  /** The `instance` label of every series (one process); Prometheus keeps it with `honor_labels: true`. */
+  instance?: string;
 }
 
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** From 100 µs to 10 s: sub-millisecond hops (a local publish) and multi-second stalls resolve alike. */
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Close codes counted by their number; any other is `other`, so a client cannot grow the label set. */
+const KNOWN_CLOSE_CODES = new Set([1000, 1001, 1005, 1006, 1009, 1011, 1012, 1013, 4001, 4003, 4008, 4009, 4010]);
 
 export function createMetrics(service: string, opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
-  registry.setDefaultLabels({ service });
-  collectDefaultMetrics({ register: registry });
+  registry.setDefaultLabels(opts.instance === undefined ? { service } : { service, instance: opts.instance });
+  // Event-loop lag (and its percentiles), heap, GC durations, handles, CPU: per process.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   const messagesSent = new Counter({ name: 'messages_sent_total', help: 'Chat messages acknowledged to senders (stored in JetStream).', labelNames: ['service'], registers: [registry] });
   const activeConnections = new Gauge({ name: 'active_connections_total', help: 'Open WebSocket connections.', labelNames: ['service'], registers: [registry] });
   const messageLatency = new Histogram({ name: 'message_latency_seconds', help: 'End-to-end latency from gateway accept to broadcast by a gateway.', labelNames: ['service'], buckets: LATENCY_BUCKETS, registers: [registry] });
@@ -50,12 +70,18 @@ export function createMetrics(service: string, opts: MetricsOptions = {}): Metri
   const storageInflight = new Gauge({ name: 'storage_queries_inflight', help: 'Storage reads running now.', labelNames: ['service'], registers: [registry] });
   const storageQueued = new Gauge({ name: 'storage_queries_queued', help: 'Storage reads waiting for a slot now.', labelNames: ['service'], registers: [registry] });
   const storageQueries = new Counter({ name: 'storage_queries_total', help: 'Storage reads by outcome: ok, error, rejected (bound reached), expired (waited too long), skipped (client gone).', labelNames: ['service', 'result'], registers: [registry] });
+  const mongoWrite = new Histogram({ name: 'mongo_write_seconds', help: 'Time of one MongoDB insert of a batch of messages (chat).', labelNames: ['service', 'result'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const consumerDeliveries = new Counter({ name: 'consumer_deliveries_total', help: 'JetStream messages delivered to the consumer\'s handler (each attempt of a batch counts).', labelNames: ['service', 'consumer'], registers: [registry] });
+  const consumerRedeliveries = new Counter({ name: 'consumer_redeliveries_total', help: 'Deliveries JetStream marked as redelivered (ack_wait passed, nak, or a restart).', labelNames: ['service', 'consumer'], registers: [registry] });
+  const duplicateSends = new Counter({ name: 'messages_duplicate_total', help: 'Sends JetStream recognised as a duplicate of a stored id (acked with duplicate: true).', labelNames: ['service'], registers: [registry] });
+  const connectionsClosed = new Counter({ name: 'connections_closed_total', help: 'WebSocket connections closed, by close code (4009: slow client, 4008: policy, 4001: token expired).', labelNames: ['service', 'code'], registers: [registry] });
   const cacheMs = opts.renderCacheMs ?? 1_000;
   let cached: { at: number; text: Promise<string> } | undefined;
   let ewma = 0;
   return {
     registry, messagesSent, activeConnections, messageLatency, avgMessageLatencyMs, jetstreamPublish, framesRejected, persisted,
     storageInflight, storageQueued, storageQueries, consumerPending, consumerAckPending, reconciled, gapsUnrepaired,
+    mongoWrite, consumerDeliveries, consumerRedeliveries, duplicateSends, connectionsClosed,
     render() {
       const now = Date.now();
       if (cached && now - cached.at < cacheMs) return cached.text;
@@ -64,6 +90,20 @@ export function createMetrics(service: string, opts: MetricsOptions = {}): Metri
       // A failed rendering is not reused.
       text.catch(() => { if (cached?.text === text) cached = undefined; });
       return text;
+    },
+    observeClose(code) {
+      connectionsClosed.inc({ code: KNOWN_CLOSE_CODES.has(code) ? String(code) : 'other' });
+    },
+    async timeMongoWrite(write) {
+      const started = performance.now();
+      try {
+        const r = await write();
+        mongoWrite.observe({ result: 'ok' }, (performance.now() - started) / 1000);
+        return r;
+      } catch (err) {
+        mongoWrite.observe({ result: 'error' }, (performance.now() - started) / 1000);
+        throw err;
+      }
     },
     observeLatency(seconds) {
       messageLatency.observe(seconds);

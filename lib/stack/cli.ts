@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
-import { ensureFerretdb, ensureK6, ensureKustomize, ensureMailpit, ensureNatsServer, ensureRedis } from './install.js';
+import { ensureFerretdb, ensureJaeger, ensureK6, ensureKustomize, ensureMailpit, ensureNatsServer, ensurePrometheus, ensureRedis } from './install.js';
 import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
 import { ensurePostgres } from './postgres.js';
@@ -52,7 +52,8 @@ interface UpOptions {
 const USAGE = `usage: parley stack <command>
 
   install [--k6] [--mongo-backend sqlite|postgresql]
-                  build or find the server binaries and kustomize (cached in $PARLEY_CACHE_DIR or ~/.cache/parley); with the
+                  build or find the server binaries, kustomize, Mailpit, Jaeger and
+                  Prometheus (cached in $PARLEY_CACHE_DIR or ~/.cache/parley); with the
                   postgresql backend, install Debian's postgresql too (apt-get, as root)
   up [--mongo-backend sqlite|postgresql]
                   start NATS (JetStream), Redis and FerretDB on free ports of 127.0.0.1, in the background;
@@ -134,6 +135,9 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
     ['ferretdb', ensureFerretdb(log, settings)],
     ['kustomize', ensureKustomize(log, settings)],
     ['mailpit', ensureMailpit(log, settings)],
+    // For the observability e2e tests (tracing, metrics); the services never need them.
+    ['jaeger', ensureJaeger(log, settings)],
+    ['prometheus', ensurePrometheus(log, settings)],
   ];
   if (k6) jobs.push(['k6', ensureK6(log, settings)]);
   if (settings.mongoBackend === 'postgresql' && !settings.ferretdbPostgresqlUrl) jobs.push(['postgresql', ensurePostgres(log, settings)]);

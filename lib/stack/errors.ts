@@ -10,6 +10,8 @@ export type StackErrorCode =
   | 'REDIS_MISSING'
   /** PostgreSQL (for FerretDB's postgresql backend) is not installed and could not be installed with apt-get. */
   | 'POSTGRES_MISSING'
+  /** prometheus is not installed and could not be installed with apt-get (the metrics e2e test needs it). */
+  | 'PROMETHEUS_MISSING'
   /** Another process held the build lock for too long. */
   | 'LOCK_TIMEOUT'
   /** The server process exited before it answered. */

@@ -1,6 +1,6 @@
 // Public surface of the native local stack: cached server binaries, managed server processes, `parley stack`.
 export { StackError } from './errors.js';
-export { ensureFerretdb, ensureK6, ensureKustomize, ensureMailpit, ensureNatsServer, ensureRedis } from './install.js';
+export { ensureFerretdb, ensureJaeger, ensureK6, ensureKustomize, ensureMailpit, ensureNatsServer, ensurePrometheus, ensureRedis } from './install.js';
 export { launchMailpit } from './mailpit.js';
 export { freePort } from './process.js';
 export { childrenOf } from './util.js';
@@ -8,7 +8,7 @@ export { answers, probeMongo, probeNats, probeRedis } from './probe.js';
 export { launchFerretdb, launchNats, launchRedis, startStack } from './services.js';
 export { ensurePostgres, launchPostgres } from './postgres.js';
 export {
-  DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MAILPIT_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
+  DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, JAEGER_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MAILPIT_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
 } from './settings.js';
 export { readStackEnv, stackCommand } from './cli.js';
 

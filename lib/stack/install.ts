@@ -5,12 +5,12 @@ import type { Logger } from '../observability/logger.js';
 import { StackError, type StackErrorCode } from './errors.js';
 import { withLock } from './lock.js';
 import {
-  FERRETDB_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MAILPIT_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings,
+  FERRETDB_VERSION, JAEGER_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MAILPIT_VERSION, NATS_SERVER_VERSION, stackSettings, type StackSettings,
 } from './settings.js';
 import { findExecutable, isExecutable, run } from './util.js';
 
 const GO_FALLBACK_DIRS = ['/usr/local/go/bin'];
-const REDIS_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin', '/opt/homebrew/bin'];
+const APT_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin', '/opt/homebrew/bin'];
 
 export async function ensureNatsServer(log: Logger, settings = stackSettings()): Promise<string> {
   return ensureBuilt(settings, log, 'nats-server', NATS_SERVER_VERSION, async (go, outDir) => {
@@ -43,28 +43,56 @@ export async function ensureMailpit(log: Logger, settings = stackSettings()): Pr
  */
 export async function ensureFerretdb(log: Logger, settings = stackSettings()): Promise<string> {
   return ensureBuilt(settings, log, 'ferretdb', FERRETDB_VERSION, async (go, outDir) => {
-    const mod = `github.com/FerretDB/FerretDB@${FERRETDB_VERSION}`;
     const env = goEnv({});
-    const { stdout } = await run(go, ['mod', 'download', '-json', mod], { cwd: settings.cacheDir, env });
-    const moduleDir = (JSON.parse(stdout) as { Dir?: string }).Dir;
-    if (!moduleDir) throw new Error(`go mod download ${mod} reported no directory:\n${stdout}`);
-    const src = join(settings.cacheDir, 'src', `ferretdb-${FERRETDB_VERSION}`);
-    await rm(src, { recursive: true, force: true });
-    await mkdir(join(settings.cacheDir, 'src'), { recursive: true });
-    await cp(moduleDir, src, { recursive: true });
-    await makeWritable(src); // the module cache is read-only
+    const src = await moduleCopy(go, settings, log, 'github.com/FerretDB/FerretDB', FERRETDB_VERSION, 'ferretdb');
     await writeFile(join(src, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
     await run(go, ['build', '-buildvcs=false', '-trimpath', '-o', join(outDir, 'ferretdb'), './cmd/ferretdb'], { cwd: src, env });
   });
 }
 
+/**
+ * Jaeger cannot be `go install`ed either: its module has a replace directive. Build ./cmd/jaeger (Jaeger v2, an
+ * OpenTelemetry Collector distribution) inside a writable copy of the module (several minutes cold; cached).
+ */
+export async function ensureJaeger(log: Logger, settings = stackSettings()): Promise<string> {
+  return ensureBuilt(settings, log, 'jaeger', JAEGER_VERSION, async (go, outDir) => {
+    const src = await moduleCopy(go, settings, log, 'github.com/jaegertracing/jaeger', JAEGER_VERSION, 'jaeger');
+    log.info({ binary: 'jaeger', src }, 'compiling jaeger (several minutes on a small machine)');
+    await run(go, ['build', '-buildvcs=false', '-trimpath', '-o', join(outDir, 'jaeger'), './cmd/jaeger'], { cwd: src, env: goEnv({}) });
+  });
+}
+
+/** A writable copy of a module from the module cache, at <cache>/src/<name>-<version>. */
+async function moduleCopy(go: string, settings: StackSettings, log: Logger, module: string, version: string, name: string): Promise<string> {
+  const mod = `${module}@${version}`;
+  log.info({ module: mod }, 'downloading module source');
+  const { stdout } = await run(go, ['mod', 'download', '-json', mod], { cwd: settings.cacheDir, env: goEnv({}) });
+  const moduleDir = (JSON.parse(stdout) as { Dir?: string }).Dir;
+  if (!moduleDir) throw new Error(`go mod download ${mod} reported no directory:\n${stdout}`);
+  const src = join(settings.cacheDir, 'src', `${name}-${version}`);
+  await rm(src, { recursive: true, force: true });
+  await mkdir(join(settings.cacheDir, 'src'), { recursive: true });
+  await cp(moduleDir, src, { recursive: true });
+  await makeWritable(src); // the module cache is read-only
+  return src;
+}
+
 /** Debian's redis-server; installed with apt-get when missing and we are root. */
 export async function ensureRedis(log: Logger, settings = stackSettings()): Promise<string> {
-  const find = (): Promise<string | undefined> => findExecutable('redis-server', REDIS_DIRS);
+  const find = (): Promise<string | undefined> => findExecutable('redis-server', APT_DIRS);
   return ensureAptPackage(settings, log, {
     pkg: 'redis-server', code: 'REDIS_MISSING', find,
     hint: 'redis-server was not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y redis-server`, '
       + 'macOS: `brew install redis`), or point Parley at a Redis you run with REDIS_URL, or run `docker compose up`.',
+  });
+}
+
+/** Debian's Prometheus (2.42 on Debian 12), for the metrics e2e test; installed with apt-get when missing and we are root. */
+export async function ensurePrometheus(log: Logger, settings = stackSettings()): Promise<string> {
+  return ensureAptPackage(settings, log, {
+    pkg: 'prometheus', code: 'PROMETHEUS_MISSING', find: () => findExecutable('prometheus', APT_DIRS),
+    hint: 'prometheus was not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y prometheus`, '
+      + 'macOS: `brew install prometheus`).',
   });
 }
 
@@ -141,12 +169,16 @@ async function ensureBuilt(
     await mkdir(tmp, { recursive: true });
     const started = Date.now();
     log.info({ binary: name, version, dir }, 'building binary (one-time, cached)');
+    // Some builds take minutes (Jaeger): say now and then that it is still going.
+    const progress = setInterval(() => log.info({ binary: name, version, s: Math.round((Date.now() - started) / 1000) }, 'still building'), 30_000);
     try {
       await build(go, tmp);
       if (!(await isExecutable(join(tmp, name)))) throw new Error(`the build produced no ${name} binary`);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw new StackError('BUILD_FAILED', `building ${name} ${version} failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearInterval(progress);
     }
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);

@@ -15,6 +15,8 @@ export type MongoBackend = (typeof MONGO_BACKENDS)[number];
 export const DEFAULT_MONGO_BACKEND: MongoBackend = 'sqlite';
 /** The SMTP server the email sink's tests send to (its HTTP API lists what it received). */
 export const MAILPIT_VERSION = 'v1.33.1';
+/** Jaeger for the tracing e2e test (and `parley stack install`): OTLP receiver and query API in one binary. */
+export const JAEGER_VERSION = 'v1.76.0';
 
 export interface StackSettings {
   /** Where binaries are built and cached, outside any repository. */

@@ -1,0 +1,178 @@
+// Observability pieces that are pure logic or a library in-process: the OTEL_* configuration, the consumer
+// instrumentation (spans per message, parented to the publisher's traceparent, on a real SDK with an in-memory
+// exporter), the pino mixin, bounded close-code labels, and the shipped Prometheus configuration against its generator.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { ConfigError, loadConfig } from '../../lib/config/index.js';
+import {
+  REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep, startReceive,
+  startSpan, traceparentOf, withSpan,
+} from '../../lib/observability/index.js';
+import type { DeliveredMessage } from '../../lib/observability/index.js';
+import { COMPOSE_SCRAPE, prometheusConfig } from '../../lib/observability/prometheus.js';
+
+const ROOT = (p: string): string => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
+
+describe('tracing configuration (the standard OTEL_* variables)', () => {
+  it('is off by default and on once an OTLP endpoint is set', () => {
+    assert.equal(loadConfig({}).tracing.enabled, false);
+    const on = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' });
+    assert.equal(on.tracing.enabled, true);
+    assert.equal(on.tracing.tracesUrl, 'http://collector:4318/v1/traces');
+    assert.equal(on.tracing.sampler, 'parentbased_always_on');
+    const traces = loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/custom' });
+    assert.equal(traces.tracing.tracesUrl, 'http://c:4318/custom', 'the signal-specific endpoint is used as given');
+    assert.equal(loadConfig({ OTEL_TRACES_EXPORTER: 'otlp' }).tracing.tracesUrl, 'http://localhost:4318/v1/traces');
+    assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).tracing.enabled, false);
+    assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing.enabled, false);
+    const sampled = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' });
+    assert.equal(sampled.tracing.sampler, 'parentbased_traceidratio');
+    assert.equal(sampled.tracing.samplerRatio, 0.1);
+  });
+
+  it('names the variable of a bad value', () => {
+    const bad: Array<[Record<string, string>, string]> = [
+      [{ OTEL_TRACES_SAMPLER: 'sometimes' }, 'OTEL_TRACES_SAMPLER'],
+      [{ OTEL_TRACES_SAMPLER_ARG: '1.5' }, 'OTEL_TRACES_SAMPLER_ARG'],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://c:4317' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+      [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL'],
+      [{ OTEL_TRACES_EXPORTER: 'zipkin' }, 'OTEL_TRACES_EXPORTER'],
+      [{ OTEL_SDK_DISABLED: 'maybe' }, 'OTEL_SDK_DISABLED'],
+    ];
+    for (const [env, variable] of bad) {
+      assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable, variable);
+    }
+  });
+});
+
+describe('spans on a real SDK (in-memory exporter)', () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  before(() => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    trace.setGlobalTracerProvider(provider);
+  });
+  after(async () => {
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  });
+
+  const headersWith = (traceparent: string): DeliveredMessage['headers'] => {
+    const h = new Map<string, string>([['traceparent', traceparent]]);
+    return { get: (k) => h.get(k) ?? '', set: (k, v) => { h.set(k, v); } };
+  };
+
+  it('a batch gives each message a process span under its publisher, and each step a child per message', async () => {
+    exporter.reset();
+    const tracing = createTracing();
+    const metrics = createMetrics('unit');
+    const producers = [startSpan(tracing, 'send x', SpanKind.PRODUCER, {}), startSpan(tracing, 'send y', SpanKind.PRODUCER, {})];
+    const batch: DeliveredMessage[] = producers.map((p, i) => ({
+      seq: i + 1, subject: `chat.message.created.r${i}`, redelivered: i === 1, headers: headersWith(traceparentOf(p)!),
+    }));
+    const forwarded: Array<string | undefined> = [];
+    const handle = instrumentBatch({ tracing, metrics, consumer: 'c1', destinationTemplate: 'chat.message.created.{room}' }, async (b, t) => {
+      await t.step(mongoInsertStep('db'), async () => undefined);
+      await t.step(REDIS_PUBLISH_STEP, async (tp) => { forwarded.push(...b.map((m) => tp(m.seq)), tp(99)); });
+    });
+    await handle(batch);
+    for (const p of producers) p.end();
+    const spans = exporter.getFinishedSpans();
+    const processes = spans.filter((s) => s.name === 'process chat.message.created.{room}');
+    assert.equal(processes.length, 2);
+    for (const [i, p] of processes.entries()) {
+      assert.equal(p.parentSpanContext?.spanId, producers[i]!.spanContext().spanId, 'parented to the publisher');
+      assert.equal(p.spanContext().traceId, producers[i]!.spanContext().traceId);
+      assert.equal(p.kind, SpanKind.CONSUMER);
+      assert.equal(p.attributes['messaging.consumer.group.name'], 'c1');
+      for (const name of ['insert messages', 'send room.{room}']) {
+        const child = spans.filter((s) => s.name === name && s.parentSpanContext?.spanId === p.spanContext().spanId);
+        assert.equal(child.length, 1, `${name} under message ${i}`);
+      }
+    }
+    const sends = spans.filter((s) => s.name === 'send room.{room}');
+    assert.deepEqual(forwarded.slice(0, 2), sends.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`),
+      'the payload of each message names its own Redis publish span');
+    assert.equal(forwarded[2], undefined, 'no traceparent for a seq outside the batch');
+    const text = await metrics.render();
+    assert.match(text, /consumer_deliveries_total\{consumer="c1",service="unit"\} 2/);
+    assert.match(text, /consumer_redeliveries_total\{consumer="c1",service="unit"\} 1/);
+  });
+
+  it('a failing step and attempt end their spans as errors, and the error reaches the consumer', async () => {
+    exporter.reset();
+    const tracing = createTracing();
+    const batch: DeliveredMessage[] = [{ seq: 7, subject: 's', redelivered: false, headers: undefined }];
+    const handle = instrumentBatch({ tracing, metrics: createMetrics('unit'), consumer: 'c', destinationTemplate: 't' }, async (_b, t) => {
+      await t.step(mongoInsertStep('db'), () => Promise.reject(new Error('mongo down')));
+    });
+    await assert.rejects(handle(batch), /mongo down/);
+    const spans = exporter.getFinishedSpans();
+    assert.deepEqual(spans.map((s) => [s.name, s.status.code]).sort(), [['insert messages', 2], ['process t', 2]]);
+  });
+
+  it('with tracing off nothing is traced and the handler still runs and counts', async () => {
+    exporter.reset();
+    const metrics = createMetrics('unit');
+    let ran = 0;
+    const handle = instrumentBatch({ tracing: TRACING_OFF, metrics, consumer: 'c', destinationTemplate: 't' }, async (_b, t) => {
+      await t.step(REDIS_PUBLISH_STEP, async (tp) => { assert.equal(tp(1), undefined); ran++; });
+    });
+    await handle([{ seq: 1, subject: 's', redelivered: false }]);
+    assert.equal(ran, 1);
+    assert.equal(startReceive(TRACING_OFF, 'r', 'id'), undefined);
+    assert.equal(exporter.getFinishedSpans().length, 0);
+    assert.match(await metrics.render(), /consumer_deliveries_total\{consumer="c",service="unit"\} 1/);
+  });
+
+  it('log lines carry trace_id and span_id while a span is active, and not otherwise', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); cb(); } });
+    const log = createLogger({ name: 'unit', level: 'info' }, sink);
+    const span = startReceive(createTracing(), 'room', 'id')!;
+    withSpan(span, () => log.info('inside'));
+    log.info('outside');
+    span.end();
+    const inside = lines.find((l) => l.msg === 'inside')!;
+    assert.equal(inside.trace_id, span.spanContext().traceId);
+    assert.equal(inside.span_id, span.spanContext().spanId);
+    const outside = lines.find((l) => l.msg === 'outside')!;
+    assert.equal(outside.trace_id, undefined);
+    assert.equal(outside.span_id, undefined);
+  });
+});
+
+describe('metrics', () => {
+  it('every series carries service and instance; close codes are a bounded label', async () => {
+    const m = createMetrics('gateway', { instance: 'gw-a' });
+    m.observeClose(4009);
+    m.observeClose(4999);
+    m.observeClose(3000);
+    const text = await m.render();
+    assert.match(text, /connections_closed_total\{code="4009",service="gateway",instance="gw-a"\} 1/);
+    assert.match(text, /connections_closed_total\{code="other",service="gateway",instance="gw-a"\} 2/);
+    assert.match(text, /nodejs_eventloop_lag_p99_seconds\{service="gateway",instance="gw-a"\}/);
+    await m.timeMongoWrite(async () => undefined);
+    assert.match(await createMetrics('x', { renderCacheMs: 0 }).render(), /nodejs_gc_duration_seconds/);
+  });
+
+  it('deploy/prometheus/prometheus.yml is what the generator makes, and scrapes every compose service', async () => {
+    const shipped = await readFile(ROOT('deploy/prometheus/prometheus.yml'), 'utf8');
+    assert.equal(shipped, prometheusConfig(COMPOSE_SCRAPE),
+      'regenerate: node -e "import(\'./dist/lib/observability/prometheus.js\').then(m => process.stdout.write(m.prometheusConfig(m.COMPOSE_SCRAPE)))" > deploy/prometheus/prometheus.yml');
+    const compose = await readFile(ROOT('compose.yaml'), 'utf8');
+    for (const targets of Object.values(COMPOSE_SCRAPE.targets)) {
+      for (const t of targets) assert.match(compose, new RegExp(`^  ${t.split(':')[0]}:$`, 'm'), `compose.yaml has the service ${t}`);
+    }
+  });
+});
