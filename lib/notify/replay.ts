@@ -56,12 +56,14 @@ export async function replayDeadLetters(d: ReplayDeps, opts: { id?: string; time
         doc = { ...doc, ...next };
       }
     }
-    let outcome = await d.delivery.deliver(doc);
+    let last = doc;
+    let outcome = await d.delivery.deliver(last);
     while (!outcome.final && Date.now() < deadline) {
       await sleep(Math.max(10, Math.min(outcome.at, deadline) - Date.now()));
       const [again] = await d.store.get([letter.id]);
       if (!again) break;
-      outcome = await d.delivery.deliver(again);
+      last = again;
+      outcome = await d.delivery.deliver(last);
     }
     if (!outcome.final) {
       report('in-progress');
@@ -69,7 +71,8 @@ export async function replayDeadLetters(d: ReplayDeps, opts: { id?: string; time
     }
     // Sent, or dead in the new round (which published its own entry): this entry is done with.
     await d.dlq.remove(dlqSeq);
-    report(outcome.state === 'sent' ? (doc.state === 'sent' ? 'already-delivered' : 'delivered') : 'dead-again');
+    // Found sent (by a concurrent replay, or before): not this run's delivery.
+    report(outcome.state === 'sent' ? (last.state === 'sent' ? 'already-delivered' : 'delivered') : 'dead-again');
   }
   return reports;
 }

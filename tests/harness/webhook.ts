@@ -67,6 +67,7 @@ export class WebhookReceiver {
       const rec: ReceivedRequest = { id, body, raw, verified, status: a.status, answered: false };
       this.requests.push(rec);
       const reply = (): void => {
+        if (res.destroyed) return; // the sender gave up (its timeout) or the receiver is closing
         res.writeHead(a.status, a.headers ?? {});
         res.end(() => { rec.answered = true; });
       };
