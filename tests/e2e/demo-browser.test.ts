@@ -103,7 +103,8 @@ describe('demo page in Chromium', () => {
     const ctx = await browser.newContext();
     const page = await login(ctx, gw.http, 'cat', room);
     await until(async () => (await shown(page, room)).length === 30, { message: 'the newest page' });
-    await page.click('#older');
+    // Scrolling to the top asks for the page before (the button does the same).
+    await page.$eval('#log', (log) => { log.scrollTop = 0; });
     await until(async () => (await shown(page, room)).length === 45, { message: 'the older page' });
     assert.deepEqual((await shown(page, room)).map((m) => m.body), Array.from({ length: 45 }, (_, i) => `old ${i}`));
     assert.equal(await page.isHidden('#older'), true, 'no more pages');

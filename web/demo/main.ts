@@ -15,6 +15,8 @@ interface Room {
   seqs: Set<number>;
   /** The `before` of the next older page; null when there is none. */
   older: number | null;
+  /** A history page is being read (scrolling asks again and again). */
+  loading: boolean;
 }
 
 const rooms = new Map<string, Room>();
@@ -91,8 +93,9 @@ function addLive(m: MessageFrame): void {
 
 async function loadOlder(room: string): Promise<void> {
   const r = rooms.get(room);
-  if (!r || r.older === null || !client) return;
-  const page = await client.history(room, { before: r.older, limit: 30 });
+  if (!r || r.older === null || r.loading || !client) return;
+  r.loading = true;
+  const page = await client.history(room, { before: r.older, limit: 30 }).finally(() => { r.loading = false; });
   const log = $('log');
   const fromBottom = log.scrollHeight - log.scrollTop;
   // Newest first on the wire; shown oldest first, above what is there.
@@ -116,7 +119,7 @@ async function join(room: string): Promise<void> {
   item.textContent = `# ${room}`;
   item.onclick = () => show(room);
   $('rooms').append(item);
-  const r: Room = { list, item, online: new Set(), seqs: new Set(), older: null };
+  const r: Room = { list, item, online: new Set(), seqs: new Set(), older: null, loading: false };
   rooms.set(room, r);
   show(room);
   try {
