@@ -73,8 +73,11 @@ export class Suite {
 
   /** Starts a Parley process with the suite's environment (plus `extra`); closed with the suite. */
   async start(command: 'gateway' | 'chat' | 'presence' | 'all' | 'notify', extra: Record<string, string> = {}): Promise<ParleyProcess> {
-    const p = await ParleyProcess.start(command, { ...this.env, ...extra });
+    // Tracked before it is ready: when a sibling start fails (Promise.all in a `before`), close() still stops this one
+    // instead of leaving it running and the test file unable to exit.
+    const p = ParleyProcess.create(command, { ...this.env, ...extra });
     this.procs.push(p);
+    await p.start();
     return p;
   }
 
