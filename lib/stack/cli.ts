@@ -8,7 +8,7 @@ import { StackError } from './errors.js';
 import { ensureFerretdb, ensureJaeger, ensureK6, ensureKustomize, ensureMailpit, ensureNatsServer, ensurePrometheus, ensureRedis } from './install.js';
 import { answers, type ProbeKind } from './probe.js';
 import type { ManagedService, ServiceName } from './process.js';
-import { ensurePostgres } from './postgres.js';
+import { ensurePostgres, resolveMongoBackend } from './postgres.js';
 import { launchFerretdb, launchNats, launchRedis, type FerretdbService, type StackEnv } from './services.js';
 import { launchNatsCluster, launchRedisCluster, type EngineCluster } from './clusters.js';
 import { DEFAULT_MONGO_BACKEND, parseMongoBackend, stackSettings, type StackSettings } from './settings.js';
@@ -98,7 +98,7 @@ function withBackendFlag(settings: StackSettings, args: string[]): StackSettings
   if (i < 0) return settings;
   const arg = args[i]!;
   const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : args[i + 1];
-  return { ...settings, mongoBackend: parseMongoBackend(value, '--mongo-backend') };
+  return { ...settings, mongoBackend: parseMongoBackend(value, '--mongo-backend'), mongoBackendChosen: true };
 }
 
 /**
@@ -140,7 +140,9 @@ async function install(settings: StackSettings, log: Logger, k6: boolean): Promi
     ['prometheus', ensurePrometheus(log, settings)],
   ];
   if (k6) jobs.push(['k6', ensureK6(log, settings)]);
-  if (settings.mongoBackend === 'postgresql' && !settings.ferretdbPostgresqlUrl) jobs.push(['postgresql', ensurePostgres(log, settings)]);
+  if (settings.mongoBackend === 'postgresql' && !settings.ferretdbPostgresqlUrl) {
+    jobs.push(['postgresql', resolveMongoBackend(settings, log).then((b) => (b === 'postgresql' ? 'installed' : 'not available: FerretDB uses SQLite'))]);
+  }
   const results = await Promise.allSettled(jobs.map(([, p]) => p));
   let failed: unknown;
   results.forEach((r, i) => {
@@ -269,12 +271,13 @@ async function launchDetached(
   const binary = name === 'nats' ? await ensureNatsServer(log, settings)
     : name === 'redis' ? await ensureRedis(log, settings) : await ensureFerretdb(log, settings);
   const backendLog = join(settings.stateDir, 'logs', 'postgres.log');
+  const backend = name === 'ferretdb' ? await resolveMongoBackend(settings, log) : settings.mongoBackend;
   const start = (p: number | undefined): Promise<FerretdbService> => {
     const common = { log, detached: true, logFile, port: p, binary };
     if (name === 'nats') return launchNats({ ...common, storeDir: dataDir });
     if (name === 'redis') return launchRedis({ ...common, dir: dataDir });
     return launchFerretdb({
-      ...common, dataDir, postgresqlUrl: settings.ferretdbPostgresqlUrl, backend: settings.mongoBackend, backendLogFile: backendLog,
+      ...common, dataDir, postgresqlUrl: settings.ferretdbPostgresqlUrl, backend, backendLogFile: backendLog,
     });
   };
   let service: FerretdbService;

@@ -1,12 +1,13 @@
 // Debian's PostgreSQL as the backend of FerretDB's postgresql handler: a cluster of the stack's own (initdb into its
 // data dir), on a free port of 127.0.0.1 and no Unix socket, so it never meets the machine's own server on 5432.
 import { chmod, chown, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import { StackError } from './errors.js';
 import { ensureAptPackage } from './install.js';
 import { launch, type ManagedService } from './process.js';
-import { stackSettings } from './settings.js';
+import { stackSettings, type MongoBackend, type StackSettings } from './settings.js';
 import { childrenOf, isExecutable, run } from './util.js';
 
 const PG_ROOT = '/usr/lib/postgresql';
@@ -36,6 +37,22 @@ export async function ensurePostgres(log: Logger, settings = stackSettings()): P
       + 'or use the sqlite backend (PARLEY_STACK_MONGO_BACKEND=sqlite), or give FerretDB a PostgreSQL you run with '
       + 'PARLEY_STACK_FERRETDB_POSTGRESQL_URL.',
   });
+}
+
+/**
+ * The backend FerretDB will use: the settings' one, except that the default (postgresql, not asked for) falls back to
+ * SQLite with a warning where PostgreSQL cannot be found or installed (macOS, no root).
+ */
+export async function resolveMongoBackend(settings: StackSettings, log: Logger): Promise<MongoBackend> {
+  if (settings.mongoBackend !== 'postgresql' || settings.ferretdbPostgresqlUrl) return settings.mongoBackend;
+  try {
+    await ensurePostgres(log, settings);
+    return 'postgresql';
+  } catch (err) {
+    if (settings.mongoBackendChosen || !(err instanceof StackError) || err.code !== 'POSTGRES_MISSING') throw err;
+    log.warn({ reason: err.message }, 'PostgreSQL is not available: FerretDB uses SQLite (PARLEY_STACK_MONGO_BACKEND=sqlite says so for good)');
+    return 'sqlite';
+  }
 }
 
 /** The user PostgreSQL runs as: ourselves, or Debian's `postgres` account when we are root (it refuses root). */
@@ -69,10 +86,13 @@ export async function launchPostgres(opts: PostgresOptions): Promise<ManagedServ
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (owner) {
     await chown(dataDir, owner.uid, owner.gid);
-    // The stack's directory is often a mkdtemp (0700): the postgres user must be able to pass through it.
-    const parent = resolve(dataDir, '..');
-    const st = await stat(parent);
-    if ((st.mode & 0o001) === 0 && st.uid === process.getuid?.()) await chmod(parent, st.mode | 0o011);
+    // The stack's directory is often a mkdtemp (0700): the postgres user must be able to pass through it. Only
+    // directories of ours under the temp dir are opened for traversal; anywhere else initdb says what it cannot reach.
+    const tmp = resolve(tmpdir());
+    for (let d = resolve(dataDir, '..'); d.startsWith(`${tmp}/`); d = resolve(d, '..')) {
+      const st = await stat(d);
+      if ((st.mode & 0o001) === 0 && st.uid === process.getuid?.()) await chmod(d, (st.mode & 0o7777) | 0o011);
+    }
   }
   if (!(await exists(join(dataDir, 'PG_VERSION')))) {
     opts.log.info({ dataDir }, 'initdb: creating the PostgreSQL cluster of the stack');

@@ -6,7 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import { ensureFerretdb, ensureNatsServer, ensureRedis } from './install.js';
 import { probeMongo, probeNats, probeRedis } from './probe.js';
 import { freePort, launch, type ManagedService, type ServiceName } from './process.js';
-import { launchPostgres } from './postgres.js';
+import { launchPostgres, resolveMongoBackend } from './postgres.js';
 import { stackSettings, type MongoBackend } from './settings.js';
 
 interface CommonOptions {
@@ -197,7 +197,7 @@ export async function startStack(opts: StartStackOptions): Promise<Stack> {
     launchRedis({ ...common('redis'), binary: redis, dir: join(dir, 'redis') }),
     launchFerretdb({
       ...common('ferretdb'), binary: ferretdb, dataDir: join(dir, 'ferretdb'), postgresqlUrl: settings.ferretdbPostgresqlUrl,
-      backend: opts.mongoBackend ?? settings.mongoBackend, backendLogFile: detached ? join(logDir, 'postgres.log') : undefined,
+      backend: opts.mongoBackend ?? (await resolveMongoBackend(settings, log)), backendLogFile: detached ? join(logDir, 'postgres.log') : undefined,
     }),
   ]);
   const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

@@ -12,6 +12,10 @@ export const KUSTOMIZE_VERSION = 'v5.7.1';
 
 export const MONGO_BACKENDS = ['sqlite', 'postgresql'] as const;
 export type MongoBackend = (typeof MONGO_BACKENDS)[number];
+/**
+ * docs/decisions/0016: SQLite while chat writes one batch at a time (it is faster there and needs no second server);
+ * PostgreSQL takes pipelined batches about twice as fast, so this flips once chat keeps several in flight.
+ */
 export const DEFAULT_MONGO_BACKEND: MongoBackend = 'sqlite';
 /** The SMTP server the email sink's tests send to (its HTTP API lists what it received). */
 export const MAILPIT_VERSION = 'v1.33.1';
@@ -32,6 +36,8 @@ export interface StackSettings {
    * cluster the stack starts too). PARLEY_STACK_MONGO_BACKEND; docs/decisions/0016 says why the default is what it is.
    */
   mongoBackend: MongoBackend;
+  /** The backend was asked for (variable or flag): no falling back to SQLite when PostgreSQL cannot be had. */
+  mongoBackendChosen: boolean;
   /** An explicit Go binary; otherwise PATH, then /usr/local/go/bin/go. */
   goBinary: string | undefined;
 }
@@ -46,6 +52,7 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env, cwd = proces
     dataDir: resolve(cwd, nonEmpty(env.PARLEY_STACK_DIR) ?? join(stateDir, 'data')),
     ferretdbPostgresqlUrl: nonEmpty(env.PARLEY_STACK_FERRETDB_POSTGRESQL_URL),
     mongoBackend: parseMongoBackend(nonEmpty(env.PARLEY_STACK_MONGO_BACKEND), 'PARLEY_STACK_MONGO_BACKEND'),
+    mongoBackendChosen: nonEmpty(env.PARLEY_STACK_MONGO_BACKEND) !== undefined,
     goBinary: nonEmpty(env.PARLEY_GO),
   };
 }

@@ -35,7 +35,10 @@ export interface ServiceHandle {
 export interface ProvideOptions {
   /** A server of the suite's own even when NATS_URL & co. are set: needed to stop or kill it. */
   dedicated?: boolean;
-  /** Native FerretDB's backend; default PARLEY_STACK_MONGO_BACKEND, else the stack's default. */
+  /**
+   * Native FerretDB's backend; default PARLEY_STACK_MONGO_BACKEND when set, else SQLite: a suite's FerretDB starts in
+   * a second instead of an initdb and a PostgreSQL (tests/e2e/store-backends.test.ts covers PostgreSQL).
+   */
   mongoBackend?: MongoBackend;
 }
 
@@ -74,7 +77,8 @@ async function provide(kind: Kind, opts: ProvideOptions): Promise<ServiceHandle>
   const fromEnv = process.env[ENV_VAR[kind]];
   if (!opts.dedicated && fromEnv) return envHandle(kind, fromEnv);
   if (await containersUsable()) return containerHandle(kind);
-  return nativeHandle(kind, opts.mongoBackend ?? stackSettings().mongoBackend);
+  const chosen = stackSettings();
+  return nativeHandle(kind, opts.mongoBackend ?? (chosen.mongoBackendChosen ? chosen.mongoBackend : 'sqlite'));
 }
 
 let usable: Promise<boolean> | undefined;

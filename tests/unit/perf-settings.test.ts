@@ -8,6 +8,8 @@ import { DEFAULT_MONGO_BACKEND, StackError, parseMongoBackend, stackSettings } f
 describe('PARLEY_STACK_MONGO_BACKEND', () => {
   it('defaults to the backend ADR 0016 chose, and takes sqlite or postgresql', () => {
     assert.equal(stackSettings({}).mongoBackend, DEFAULT_MONGO_BACKEND);
+    assert.equal(stackSettings({}).mongoBackendChosen, false, 'the default may fall back to SQLite');
+    assert.equal(stackSettings({ PARLEY_STACK_MONGO_BACKEND: 'postgresql' }).mongoBackendChosen, true, 'a chosen backend may not');
     assert.equal(stackSettings({ PARLEY_STACK_MONGO_BACKEND: 'postgresql' }).mongoBackend, 'postgresql');
     assert.equal(stackSettings({ PARLEY_STACK_MONGO_BACKEND: 'sqlite' }).mongoBackend, 'sqlite');
   });
