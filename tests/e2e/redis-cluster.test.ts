@@ -9,7 +9,7 @@ import { redisKeys } from '../../lib/redis/index.js';
 import type { RedisKeys } from '../../lib/redis/index.js';
 import { assertChain } from '../harness/client.js';
 import type { TestClient } from '../harness/client.js';
-import { redisMasterOf } from '../harness/clusters.js';
+import { redisMasterOf, redisReplicaInSync } from '../harness/clusters.js';
 import type { ClusterHandle } from '../harness/clusters.js';
 import { ContractSender } from '../harness/contract.js';
 import type { ParleyProcess } from '../harness/parley.js';
@@ -130,8 +130,10 @@ describe('Redis Cluster (3 masters + 3 replicas)', { timeout: 300_000 }, () => {
         const target = Math.max(...senders.map((s) => Math.max(0, ...s.acked.values())));
         await until(() => receivers.every((r) => r.messages(room).some((m) => m.seq >= target)),
           { timeout: 60_000, message: `live delivery after the ${what} failover` });
-        // The old master comes back as a replica of the promoted one.
+        // The old master comes back as a replica of the promoted one, and is in sync before the next kill (which may hit
+        // the same shard: without a synced replica there is nobody to take over).
         await victim.start();
+        await until(() => redisReplicaInSync(victim), { timeout: 60_000, interval: 200, message: `${victim.nodeName} in sync as a replica` });
       }
       // Sessions and presence work after both failovers: a new connection registers and is announced.
       const late = await suite.connect(gw2, 'late');

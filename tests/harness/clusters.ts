@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
+import { createClient } from 'redis';
 import { decodeEvent } from '../../lib/eventlog/publisher.js';
 import { createdWildcard } from '../../lib/eventlog/subjects.js';
 import { launchNatsCluster, launchRedisCluster, redisClusterNodes, redisKeySlot } from '../../lib/stack/clusters.js';
@@ -115,4 +116,17 @@ export async function readStream(nc: NatsConnection, stream: string, subjectRoot
     await consumer.delete().catch(() => undefined);
   }
   return out;
+}
+
+/** The node runs as a replica whose link to its master is up (it can take over when its master dies). */
+export async function redisReplicaInSync(node: ClusterNode): Promise<boolean> {
+  const c = createClient({ url: node.url, socket: { connectTimeout: 2_000, reconnectStrategy: false } });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    const info = String(await c.sendCommand(['INFO', 'replication']));
+    return /role:slave/.test(info) && /master_link_status:up/.test(info) && !/master_sync_in_progress:1/.test(info);
+  } finally {
+    c.destroy();
+  }
 }
