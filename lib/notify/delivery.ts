@@ -109,8 +109,14 @@ export function createDelivery(d: DeliveryDeps): Delivery {
         else failures.push({ sink: todo[i]!.name, err: r.reason });
       });
       if (Date.now() > leaseUntil - margin) {
-        d.log.warn({ notification: doc._id, attempt: k }, 'attempt outlived its lease; left to the next claim');
-        return { final: false, at: Date.now() };
+        // The lease is (nearly) over: hold on by claiming the next attempt ourselves. If someone else has it, they
+        // own the document now and we must not write (what we sent may be sent again: at-least-once, 0018).
+        k += 1;
+        leaseUntil = Date.now() + d.leaseMs;
+        if (!(await d.store.claim(`${doc._id}#${doc.round}#${k}`, d.owner, leaseUntil))) {
+          d.log.warn({ notification: doc._id, attempt: k - 1 }, 'attempt outlived its lease; left to the next claim');
+          return { final: false, at: Date.now() };
+        }
       }
       if (failures.length === 0) {
         await d.store.update(doc._id, { state: 'sent', attempts: k, done });
