@@ -177,7 +177,11 @@ describe('notifications', () => {
   it('the same events redelivered to two notify instances at once still make one notification per recipient', async () => {
     const r = await receiver();
     // Two durable consumers: each instance gets every event, including the earlier tests' (all sent already).
-    await Promise.all([notify(r, { PARLEY_NOTIFY_CONSUMER: 'notify-x' }), notify(r, { PARLEY_NOTIFY_CONSUMER: 'notify-y' })]);
+    // Generous timeout and lease: this test is about two instances racing for the same claims, not about an attempt
+    // that outlives its lease or a request that times out after the receiver took it (both at-least-once by design,
+    // ADR 0018; a loaded CI machine made the 1 s timeout of the base settings fire and the sink retried).
+    const slow = { PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS: '10000', PARLEY_NOTIFY_LEASE_MS: '30000', PARLEY_NOTIFY_ACK_WAIT_MS: '20000' };
+    await Promise.all([notify(r, { ...slow, PARLEY_NOTIFY_CONSUMER: 'notify-x' }), notify(r, { ...slow, PARLEY_NOTIFY_CONSUMER: 'notify-y' })]);
     const alice = await suite.connect(gw, 'alice');
     await alice.join('race');
     const ids = Array.from({ length: 20 }, (_, i) => `r${i}`);
