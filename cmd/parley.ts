@@ -132,7 +132,7 @@ async function runServices(command: 'all' | 'gateway' | 'chat' | 'presence' | 'n
     if (command !== 'presence') {
       const shared = await connectShared(cfg, log, `parley-${command}-${cfg.gatewayId}`, closers);
       const chat = command === 'all' || command === 'chat' ? await runChat(cfg, log, metrics, shared, closers, tracer.tracing) : undefined;
-      const notify = command === 'all' || command === 'notify' ? await runNotify(cfg, log, metrics, shared, closers) : undefined;
+      const notify = command === 'all' || command === 'notify' ? await runNotify(cfg, log, metrics, shared, closers, tracer.tracing) : undefined;
       const gateway = command === 'all' || command === 'gateway'
         ? await runGateway(cfg, log, metrics, shared, closers, tracer.tracing) : undefined;
       // Every service has one (gateways too: /metrics is never on the public port, ADR 0011); chat's /readyz also

@@ -138,13 +138,14 @@ export async function reconcileOnce(cfg: Config, log: Logger, opts: { room?: str
   }
 }
 
-export async function runNotify(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened): Promise<NotifyService> {
+export async function runNotify(cfg: Config, log: Logger, metrics: Metrics, s: Shared, opened: Opened,
+  tracing: Tracing = TRACING_OFF): Promise<NotifyService> {
   const nlog = log.child({ component: 'notify' });
   const store = await openNotificationStore(cfg.mongoUrl, cfg.mongoDb, log.child({ component: 'notify-store' }));
   opened.push({ name: 'notify-store', close: () => store.close() });
   const redis = await connectRedis(cfg.redisUrl, nlog, { name: 'parley-notify', profile: 'commands' });
   opened.push({ name: 'notify-redis', close: () => redis.close() });
-  const notify = await startNotify({ cfg, log: nlog, metrics, nats: s.nats, jsm: s.jsm, store, redis, keys: redisKeys(cfg.redisPrefix) });
+  const notify = await startNotify({ cfg, log: nlog, metrics, tracing, nats: s.nats, jsm: s.jsm, store, redis, keys: redisKeys(cfg.redisPrefix) });
   opened.push({ name: 'notify', close: () => notify.close() });
   return notify;
 }

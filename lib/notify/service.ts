@@ -10,7 +10,9 @@ import { randomUUID } from 'node:crypto';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import pLimit from 'p-limit';
 import type { Config } from '../config/index.js';
-import { createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import { createdTemplate, createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import { NOTIFY_SEND_STEP, instrumentBatch } from '../observability/index.js';
+import type { BatchTrace, Tracing } from '../observability/index.js';
 import type { ConsumerHealth, NatsHandle } from '../eventlog/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import { offlineAmong } from '../presence/index.js';
@@ -30,6 +32,8 @@ export interface NotifyDeps {
   cfg: Config;
   log: Logger;
   metrics: Metrics;
+  /** Each event's trace goes on through notify (ADR 0020); TRACING_OFF costs nothing. */
+  tracing: Tracing;
   nats: NatsHandle;
   jsm: JetStreamManager;
   store: NotificationStore;
@@ -106,7 +110,7 @@ export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
     return out;
   };
 
-  const handle = async (batch: JsMsg[]): Promise<void> => {
+  const handle = async (batch: JsMsg[], trace: BatchTrace): Promise<void> => {
     const events: { m: JsMsg; ev: ChatMessage }[] = [];
     const seen = new Set<number>();
     const duplicates: JsMsg[] = [];
@@ -137,12 +141,12 @@ export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
 
     const current = (doc: NotificationDoc): NotificationDoc | undefined => (fresh.has(doc._id) ? doc : stored.get(doc._id));
     const outcomes = new Map<JsMsg, Outcome[]>();
-    await Promise.all([...plans].map(async ([m, p]) => {
+    await trace.step(NOTIFY_SEND_STEP, () => Promise.all([...plans].map(async ([m, p]) => {
       const list = p.record.map(current).concat(p.probe.map((id) => stored.get(id)))
         .filter((doc): doc is NotificationDoc => doc !== undefined);
       // At most PARLEY_NOTIFY_CONCURRENCY attempts run at once, however many recipients the batch has.
       outcomes.set(m, await Promise.all(list.map((doc) => limit(() => delivery.deliver(doc)))));
-    }));
+    })));
     if (log.isLevelEnabled('debug')) log.debug({ events: events.length, recorded: docs.length, existing: existing.length }, 'batch handled');
     const now = Date.now();
     for (const { m } of events) {
@@ -160,7 +164,7 @@ export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
     ackWaitMs: n.ackWaitMs,
     maxHoldMs: n.maxHoldMs,
     log,
-    handle,
+    handle: instrumentBatch({ tracing: d.tracing, metrics, consumer: n.consumer, destinationTemplate: createdTemplate(cfg.stream.subjectRoot) }, handle),
   });
   log.info({ consumer: n.consumer, sinks: sinks.map((s) => s.name), dlq: n.dlqStream }, 'notify consuming');
 

@@ -4,7 +4,7 @@ export { startOpsServer } from './http.js';
 export { metricsResponse, probeResponse } from './probes.js';
 export {
   ATTR, SpanKind, TRACING_OFF, activeTraceIds, contextFrom, contextFromHeaders, createTracing, endSpan, inSpan, injectHeaders,
-  REDIS_PUBLISH_STEP, mongoInsertStep, startBroadcast, startPublish, startReceive, startSpan, traceparentOf, withSpan,
+  NOTIFY_SEND_STEP, REDIS_PUBLISH_STEP, mongoInsertStep, startBroadcast, startPublish, startReceive, startSpan, traceparentOf, withSpan,
 } from './tracing.js';
 export { instrumentBatch } from './consumer.js';
 export type { Logger, LoggerOptions } from './logger.js';

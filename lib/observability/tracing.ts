@@ -156,6 +156,13 @@ export const REDIS_PUBLISH_STEP = {
   attributes: { [ATTR.messagingSystem]: 'redis', [ATTR.operationType]: 'send', [ATTR.operationName]: 'publish', [ATTR.destinationTemplate]: 'room.{room}' },
 } as const;
 
+/** Notify's step: the sinks' sends of a batch's notifications (CLIENT: a webhook, an SMTP server, a log). */
+export const NOTIFY_SEND_STEP = {
+  name: 'notify',
+  kind: SpanKind.CLIENT,
+  attributes: { [ATTR.operationName]: 'notify' },
+} as const;
+
 export function mongoInsertStep(db: string, collection = 'messages'): { name: string; kind: SpanKind; attributes: Attributes } {
   return {
     name: `insert ${collection}`,

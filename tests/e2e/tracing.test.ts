@@ -46,7 +46,7 @@ describe('tracing: one trace per message across every hop, in Jaeger', () => {
         OTEL_BSP_SCHEDULE_DELAY: '100',
       },
     });
-    await suite.start('chat');
+    await Promise.all([suite.start('chat'), suite.start('notify')]);
     [gw1, gw2] = await Promise.all([suite.start('gateway'), suite.start('gateway')]);
   });
   after(async () => {
@@ -96,8 +96,8 @@ describe('tracing: one trace per message across every hop, in Jaeger', () => {
       assert.ok(traceId, `NATS header traceparent: ${header}`);
       assert.equal(TRACEPARENT.exec(bus.traceparent!)![1], traceId, 'the bus payload continues the same trace');
 
-      // One trace holds every hop (spans arrive in batches from three processes: wait until all are there).
-      const expected = 7;
+      // One trace holds every hop (spans arrive in batches from four processes: wait until all are there).
+      const expected = 9;
       let t: JaegerTrace | undefined;
       await until(async () => {
         const found = await api<JaegerTrace[]>(`/api/traces/${traceId}`).catch(() => []);
@@ -160,6 +160,12 @@ describe('tracing: one trace per message across every hop, in Jaeger', () => {
       }
       assert.equal(new Set(broadcasts.map(instance)).size, 2, 'the broadcasts come from two gateway processes');
       assert.ok(broadcasts.some((b) => instance(b) === instance(receive)) && broadcasts.some((b) => instance(b) !== instance(receive)));
+      // The second consumer of the stream continues the same trace: its process span from the NATS headers, and
+      // the step that runs the batch's sends under it.
+      const notified = one(`process ${subject}`, 'parley-notify');
+      assert.equal(parentOf(notified), publish, 'notify continues the trace from the NATS headers');
+      assert.equal(tag(notified, 'span.kind'), 'consumer');
+      assert.equal(parentOf(one('notify', 'parley-notify')), notified);
       for (const s of trace.spans) assert.equal(s.traceID, traceId);
     } finally {
       await redis.quit();
