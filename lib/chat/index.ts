@@ -10,7 +10,9 @@ import type { Config } from '../config/index.js';
 import type { MessageIds } from '../idempotency/index.js';
 import { encodeMessage } from '../fanout/index.js';
 import type { FanoutPublisher } from '../fanout/index.js';
-import { createdTemplate, createdWildcard, decodeEvent, deleteEvents, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import {
+  createdTemplate, createdWildcard, decodeEvent, deleteEvents, ensureDurable, startBatchConsumer, startServiceMonitor,
+} from '../eventlog/index.js';
 import { startReconciler } from './reconcile.js';
 import { withPrev } from './prev.js';
 import type { BatchConsumer, BatchSteps, ConsumerHealth, NatsHandle, RoomReader } from '../eventlog/index.js';
@@ -52,8 +54,6 @@ export interface ChatService {
   close(): Promise<void>;
 }
 
-/** How often chat checks MongoDB and its consumer's lag for /readyz and the metrics. */
-const MONITOR_MS = 2_000;
 
 export async function startChat(d: ChatDeps): Promise<ChatService> {
   const { cfg, log, metrics } = d;
@@ -136,34 +136,22 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
     log: log.child({ component: 'reconcile' }), metrics,
   }, cfg.chat.reconcileIntervalMs, cfg.chat.reconcileWindow);
 
-  let mongoOk = true;
-  let lag: { pending: number | undefined; ackPending: number | undefined } = { pending: undefined, ackPending: undefined };
-  const monitor = setInterval(() => {
-    d.store.ping(MONITOR_MS).then(() => { mongoOk = true; }, (err: unknown) => {
-      if (mongoOk) log.warn({ err }, 'mongo does not answer');
-      mongoOk = false;
-    });
-    d.jsm.consumers.info(cfg.stream.name, cfg.chat.consumer).then((info) => {
-      lag = { pending: info.num_pending, ackPending: info.num_ack_pending };
-      metrics.consumerPending.set({ consumer: cfg.chat.consumer }, info.num_pending);
-      metrics.consumerAckPending.set({ consumer: cfg.chat.consumer }, info.num_ack_pending);
-    }, () => {
-      lag = { pending: undefined, ackPending: undefined };
-    });
-  }, MONITOR_MS);
-  monitor.unref();
+  const monitor = startServiceMonitor({
+    ping: (ms) => d.store.ping(ms), jsm: d.jsm, stream: cfg.stream.name, consumer: cfg.chat.consumer, metrics, log,
+  });
 
   return {
     status() {
       const health = consumer.health();
       const redisOk = d.fanout.ready();
+      const mongoOk = monitor.storeOk();
       return {
         ready: mongoOk && redisOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', redis: redisOk ? 'ok' : 'unreachable',
-        consumer: { ...health, ...lag },
+        consumer: { ...health, ...monitor.lag() },
       };
     },
     async close() {
-      clearInterval(monitor);
+      monitor.close();
       await reconciler.close();
       await consumer.close();
       log.info('chat closed');

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import pLimit from 'p-limit';
 import type { Config } from '../config/index.js';
-import { createdTemplate, createdWildcard, decodeEvent, ensureDurable, startBatchConsumer } from '../eventlog/index.js';
+import { createdTemplate, createdWildcard, decodeEvent, ensureDurable, startBatchConsumer, startServiceMonitor } from '../eventlog/index.js';
 import { NOTIFY_SEND_STEP, instrumentBatch } from '../observability/index.js';
 import type { BatchTrace, Tracing } from '../observability/index.js';
 import type { ConsumerHealth, NatsHandle } from '../eventlog/index.js';
@@ -52,7 +52,6 @@ export interface NotifyService {
   close(): Promise<void>;
 }
 
-const MONITOR_MS = 2_000;
 
 export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
   const { cfg, log, metrics } = d;
@@ -168,30 +167,18 @@ export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
   });
   log.info({ consumer: n.consumer, sinks: sinks.map((s) => s.name), dlq: n.dlqStream }, 'notify consuming');
 
-  let mongoOk = true;
-  let lag: { pending: number | undefined; ackPending: number | undefined } = { pending: undefined, ackPending: undefined };
-  const monitor = setInterval(() => {
-    d.store.ping(MONITOR_MS).then(() => { mongoOk = true; }, (err: unknown) => {
-      if (mongoOk) log.warn({ err }, 'mongo does not answer');
-      mongoOk = false;
-    });
-    d.jsm.consumers.info(cfg.stream.name, n.consumer).then((info) => {
-      lag = { pending: info.num_pending, ackPending: info.num_ack_pending };
-      metrics.consumerPending.set({ consumer: n.consumer }, info.num_pending);
-      metrics.consumerAckPending.set({ consumer: n.consumer }, info.num_ack_pending);
-    }, () => {
-      lag = { pending: undefined, ackPending: undefined };
-    });
-  }, MONITOR_MS);
-  monitor.unref();
+  const monitor = startServiceMonitor({
+    ping: (ms) => d.store.ping(ms), jsm: d.jsm, stream: cfg.stream.name, consumer: n.consumer, metrics, log,
+  });
 
   return {
     status() {
       const health = consumer.health();
-      return { ready: mongoOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', consumer: { ...health, ...lag } };
+      const mongoOk = monitor.storeOk();
+      return { ready: mongoOk && health.healthy, mongo: mongoOk ? 'ok' : 'unreachable', consumer: { ...health, ...monitor.lag() } };
     },
     async close() {
-      clearInterval(monitor);
+      monitor.close();
       await consumer.close();
       for (const s of sinks) await s.close();
       log.info('notify closed');
