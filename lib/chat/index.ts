@@ -15,7 +15,7 @@ import {
 } from '../eventlog/index.js';
 import { startReconciler } from './reconcile.js';
 import { withPrev } from './prev.js';
-import type { BatchConsumer, BatchSteps, ConsumerHealth, NatsHandle, RoomReader } from '../eventlog/index.js';
+import type { BatchConsumer, BatchSteps, ConsumerHealth, ConsumerLag, NatsHandle, RoomReader } from '../eventlog/index.js';
 import { REDIS_PUBLISH_STEP, instrumentBatch, mongoInsertStep } from '../observability/index.js';
 import type { BatchTrace, Logger, Metrics, Tracing } from '../observability/index.js';
 import { namespacedId, storedAt } from '../protocol/index.js';
@@ -46,14 +46,13 @@ export interface ChatStatus {
   mongo: 'ok' | 'unreachable';
   /** The fan-out's Redis connection: without it no batch can be published (nor acked). */
   redis: 'ok' | 'unreachable';
-  consumer: ConsumerHealth & { pending: number | undefined; ackPending: number | undefined };
+  consumer: ConsumerHealth & ConsumerLag;
 }
 
 export interface ChatService {
   status(): ChatStatus;
   close(): Promise<void>;
 }
-
 
 export async function startChat(d: ChatDeps): Promise<ChatService> {
   const { cfg, log, metrics } = d;

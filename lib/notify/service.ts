@@ -13,7 +13,7 @@ import type { Config } from '../config/index.js';
 import { createdTemplate, createdWildcard, decodeEvent, ensureDurable, startBatchConsumer, startServiceMonitor } from '../eventlog/index.js';
 import { NOTIFY_SEND_STEP, instrumentBatch } from '../observability/index.js';
 import type { BatchTrace, Tracing } from '../observability/index.js';
-import type { ConsumerHealth, NatsHandle } from '../eventlog/index.js';
+import type { ConsumerHealth, ConsumerLag, NatsHandle } from '../eventlog/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import { offlineAmong } from '../presence/index.js';
 import { namespacedId } from '../protocol/index.js';
@@ -44,14 +44,13 @@ export interface NotifyDeps {
 export interface NotifyStatus {
   ready: boolean;
   mongo: 'ok' | 'unreachable';
-  consumer: ConsumerHealth & { pending: number | undefined; ackPending: number | undefined };
+  consumer: ConsumerHealth & ConsumerLag;
 }
 
 export interface NotifyService {
   status(): NotifyStatus;
   close(): Promise<void>;
 }
-
 
 export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
   const { cfg, log, metrics } = d;
