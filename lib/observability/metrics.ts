@@ -1,5 +1,6 @@
 // Prometheus metrics on a registry of Parley's own (never the global default); label values stay bounded.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERROR_CODES } from '../protocol/codes.js';
 
 export interface Metrics {
   registry: Registry;
@@ -62,6 +63,8 @@ export function createMetrics(service: string, opts: MetricsOptions = {}): Metri
   const avgMessageLatencyMs = new Gauge({ name: 'avg_message_latency_ms', help: 'Moving average (EWMA) of end-to-end message latency in milliseconds.', labelNames: ['service'], registers: [registry] });
   const jetstreamPublish = new Histogram({ name: 'jetstream_publish_seconds', help: 'Time from publish to PubAck.', labelNames: ['service', 'result'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const framesRejected = new Counter({ name: 'frames_rejected_total', help: 'Client frames answered with an error frame, by code.', labelNames: ['service', 'code'], registers: [registry] });
+  // Every code exported from the start at 0: `increase()` over a counter needs a sample before the first rejection.
+  for (const code of Object.keys(ERROR_CODES)) framesRejected.inc({ code }, 0);
   const persisted = new Counter({ name: 'messages_persisted_total', help: 'Events handled by the chat service: stored, redelivered, or duplicate.', labelNames: ['service', 'result'], registers: [registry] });
   const consumerPending = new Gauge({ name: 'consumer_pending_messages', help: 'Stream messages the consumer has not delivered yet (its lag).', labelNames: ['service', 'consumer'], registers: [registry] });
   const consumerAckPending = new Gauge({ name: 'consumer_ack_pending_messages', help: 'Messages delivered to the consumer and not acknowledged yet.', labelNames: ['service', 'consumer'], registers: [registry] });
