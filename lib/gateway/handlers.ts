@@ -13,7 +13,7 @@ import { readPage } from './history.js';
 import type { HistoryPages } from './history-cache.js';
 import { createMuteHandlers } from './mutes.js';
 import { replay } from './replay.js';
-import { sendOnce } from './send.js';
+import { lookupSend, sendOnce } from './send.js';
 import type { RoomFeed } from './rooms.js';
 
 /** What the whole gateway shares with its handlers: shutting down, and sends waiting for their ack. */
@@ -40,7 +40,7 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
   const perConn = cfg.connection;
   const { send, reject, readFailed, waitForSendBuffer } = x.replies;
 
-  const onSend = (ws: Ws, c: Conn, f: SendFrame): void => {
+  const onSend = (ws: Ws, c: Conn, f: SendFrame, lookup?: Promise<number | undefined>): void => {
     // The token's current access, not the one the room was joined with (a refresh may have narrowed it).
     if (!c.access(f.room)) return reject(ws, 'FORBIDDEN', 'this token may not send to this room', f.id);
     if (!c.rooms.includes(f.room)) return reject(ws, 'UNKNOWN_ROOM', 'join the room before sending to it', f.id);
@@ -64,7 +64,7 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
         reject(ws, 'UNAVAILABLE', 'message not stored; retry with the same id', f.id);
         endSpan(span, err);
       },
-    }).finally(() => {
+    }, lookup).finally(() => {
       c.inflight--;
       if (--state.inflight === 0 && state.onIdle) state.onIdle();
     });
@@ -199,12 +199,14 @@ export function createFrameHandlers(x: HandlerContext): (ws: Ws, c: Conn, f: Cli
   };
 
   // Cluster-wide send budgets (lib/limits): one EVALSHA per send, before onSend, so nothing over budget is published.
-  // Sends to a room not joined go straight to onSend, which refuses them without spending budget.
+  // The id's lookup (ADR 0015) runs alongside it: one round trip of latency for both. Sends to a room not joined go
+  // straight to onSend, which refuses them without spending budget.
   const limitSend = (ws: Ws, c: Conn, f: SendFrame): void => {
     if (!c.rooms.includes(f.room) || !c.access(f.room)) return onSend(ws, c, f);
+    const lookup = lookupSend(d, c.user, f.id);
     void d.limiter.admitSend(c.user, c.ip, Buffer.byteLength(f.body, 'utf8')).then((retryAfterMs) => {
       if (c.closed) return;
-      if (retryAfterMs === 0) return onSend(ws, c, f);
+      if (retryAfterMs === 0) return onSend(ws, c, f, lookup);
       reject(ws, 'RATE_LIMITED', 'send rate limit exceeded', f.id, retryAfterMs);
     });
   };
