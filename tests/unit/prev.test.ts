@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { withPrev } from '../../lib/chat/prev.js';
+import { PrevChain, withPrev } from '../../lib/chat/prev.js';
+import type { Delivered } from '../../lib/chat/prev.js';
 import type { RoomReader } from '../../lib/eventlog/index.js';
 import type { MessageDoc } from '../../lib/store/index.js';
 
@@ -33,5 +34,55 @@ describe('withPrev (the prev hint chat attaches to each broadcast)', () => {
     const batch = [{ seq: 10 }, { seq: 11 }, { seq: 11 }, { seq: 13 }];
     const out = await withPrev([doc('a', 10), doc('b', 11), doc('a', 13)], batch, reader, log);
     assert.deepEqual(out.map((b) => [b.seq, b.prev]), [[10, 0], [11, 0], [13, 12]], 'a13 follows a12, which is not in the batch');
+  });
+
+  /** A delivery: stream seq, the consumer's delivery sequence, and how often it was delivered. */
+  const dl = (seq: number, delivery: number, count = 1): Delivered => ({ seq, info: { deliverySequence: delivery, deliveryCount: count } });
+  /** One batch through the chain as chat runs it: plan, withPrev, commit after the broadcast. */
+  async function broadcast(chain: PrevChain, reader: RoomReader, batch: Delivered[], docs: MessageDoc[], commit = true): Promise<Array<number | undefined>> {
+    const plan = chain.plan(batch);
+    const out = await withPrev(docs, batch, reader, log, plan.known);
+    if (commit) plan.commit(docs);
+    return out.map((b) => b.prev);
+  }
+
+  it('across batches, an unbroken chain of first deliveries gives each room its last broadcast seq without asking', async () => {
+    // Stream seqs jump (other subjects share the stream) but the delivery sequence runs on: nothing lay between.
+    const reader = streamReader([['a', 1], ['b', 2], ['a', 7], ['b', 9], ['a', 12]]);
+    const chain = new PrevChain();
+    assert.deepEqual(await broadcast(chain, reader, [dl(1, 1), dl(2, 2)], [doc('a', 1), doc('b', 2)]), [0, 0]);
+    assert.equal(reader.asked, 2, 'the first batch asks the stream');
+    assert.deepEqual(await broadcast(chain, reader, [dl(7, 3), dl(9, 4), dl(12, 5)], [doc('a', 7), doc('b', 9), doc('a', 12)]), [1, 2, 7]);
+    assert.equal(reader.asked, 2, 'the chain answered everything, also a7 -> a12 across a stream seq gap');
+  });
+
+  it('a jump in the delivery sequence (another instance took messages) breaks the chain: the stream is asked', async () => {
+    const reader = streamReader([['a', 1], ['a', 2], ['a', 3]]);
+    const chain = new PrevChain();
+    await broadcast(chain, reader, [dl(1, 1)], [doc('a', 1)]);
+    // Delivery 2 (stream seq 2) went to another instance.
+    assert.deepEqual(await broadcast(chain, reader, [dl(3, 3)], [doc('a', 3)]), [2]);
+    assert.equal(reader.asked, 2);
+  });
+
+  it('a redelivery breaks the chain, and so does a batch whose broadcast failed (never committed)', async () => {
+    const reader = streamReader([['a', 1], ['a', 2], ['a', 3], ['a', 4]]);
+    const chain = new PrevChain();
+    await broadcast(chain, reader, [dl(1, 1)], [doc('a', 1)]);
+    assert.deepEqual(await broadcast(chain, reader, [dl(2, 2, 2)], [doc('a', 2)]), [1]);
+    assert.equal(reader.asked, 2, 'a redelivery is asked about');
+    const before = reader.asked;
+    await broadcast(chain, reader, [dl(3, 3)], [doc('a', 3)], false);
+    // The failed batch's messages come back later; what follows it must not trust a chain that skipped them.
+    assert.deepEqual(await broadcast(chain, reader, [dl(4, 4)], [doc('a', 4)]), [3]);
+    assert.equal(reader.asked, before + 2);
+  });
+
+  it('a resend dropped from the batch (no document) is not anyone\'s prev', async () => {
+    const reader = streamReader([['a', 1], ['a', 3]]);
+    const chain = new PrevChain();
+    await broadcast(chain, reader, [dl(1, 1)], [doc('a', 1)]);
+    // Seq 2 was a resend beyond the window: claimed by nobody, deleted from the stream, no document.
+    assert.deepEqual(await broadcast(chain, reader, [dl(2, 2), dl(3, 3)], [doc('a', 3)]), [1]);
   });
 });
