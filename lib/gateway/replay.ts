@@ -16,6 +16,12 @@ export interface ReplaySources {
   maxMessages: number;
   /** Messages per stream read. */
   batch?: number;
+  /**
+   * Messages per MongoDB read (default 256). A backlog the stream no longer holds is read in pages this size, each one
+   * its own slot of the ReadGate: one read of the whole backlog held up to `maxMessages` bodies in memory at once
+   * (10,000 x 64 KB at the defaults).
+   */
+  storeBatch?: number;
 }
 
 export interface ReplayTarget {
@@ -36,6 +42,7 @@ export async function replay(
   if (since > last) return { ahead: true, last };
   const alive = (): boolean => to.alive();
   const batch = src.batch ?? 256;
+  const storeBatch = src.storeBatch ?? 256;
   let pos = since;
   let prev = since;
   let replayed = 0;
@@ -63,12 +70,15 @@ export async function replay(
     const upper = got.length > 0 ? got[0]!.seq : target + 1;
     if (upper > pos + 1) {
       const { first } = await src.reader.bounds();
-      if (first > pos + 1) {
+      const end = Math.min(upper, first) - 1;
+      // Page by page up to `end`; an empty page means MongoDB holds nothing more there.
+      while (pos < end && alive()) {
         const from = pos + 1;
-        const older = await src.reads.run(() => src.store.range(room, from, Math.min(upper, first) - 1, src.maxMessages), alive);
+        const older = await src.reads.run(() => src.store.range(room, from, end, storeBatch), alive);
         for (const m of older) {
           if (!(await one(m))) break;
         }
+        if (older.length < storeBatch) break;
       }
     }
     for (const m of got) {

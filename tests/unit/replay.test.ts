@@ -23,10 +23,10 @@ interface World {
   storeRanges: Array<[number, number]>;
 }
 
-function sources(w: World, maxMessages = 1_000, batch = 2): ReplaySources {
+function sources(w: World, maxMessages = 1_000, batch = 2, storeBatch?: number): ReplaySources {
   const reads = { run: <T>(fn: () => Promise<T>) => fn() } as unknown as ReadGate;
   return {
-    reads, maxMessages, batch,
+    reads, maxMessages, batch, ...(storeBatch === undefined ? {} : { storeBatch }),
     reader: {
       range: async (_room, from, to, max) => between(w.stream, from, to, max),
       bounds: async () => ({ first: w.first, last: w.last }),
@@ -86,6 +86,16 @@ describe('replay (join with since)', () => {
     assert.deepEqual(r, { ahead: false, recovered: true, replayed: 4 });
     assert.deepEqual(c.got, chain([3, 5, 6, 8], 2));
     assert.deepEqual(w.storeRanges, [[3, 5]], 'from the seq after since up to the one before the stream\'s first');
+  });
+
+  it('reads a long backlog from MongoDB in pages, never all of it at once', async () => {
+    const seqs = Array.from({ length: 10 }, (_, i) => i + 1);
+    const w: World = { stream: [9, 10], mongo: seqs, first: 9, last: 10, storeRanges: [] };
+    const c = client();
+    const r = await replay(sources(w, 1_000, 2, 3), 'r', 0, () => 10, c);
+    assert.deepEqual(r, { ahead: false, recovered: true, replayed: 10 });
+    assert.deepEqual(c.got, chain(seqs, 0));
+    assert.deepEqual(w.storeRanges, [[1, 8], [4, 8], [7, 8]], 'pages of 3 up to the stream\'s first, each after the last one sent');
   });
 
   it('a client too far behind gets no replay and recovered: false', async () => {
