@@ -178,6 +178,12 @@ export interface WebhookConfig {
   maxRetryAfterMs: number;
 }
 
+export interface EmailSender {
+  /** Display name template ({from} {room} {recipient} {reason}); empty: the address alone. */
+  name: string;
+  address: string;
+}
+
 export interface EmailConfig {
   /** smtp://host:port (STARTTLS when offered) or smtps://host:port (TLS from the start); user:pass in the URL. */
   smtpUrl: string | undefined;
@@ -188,7 +194,8 @@ export interface EmailConfig {
   /** PEM of the CA that signed the server's certificate (PEM text or a file path). */
   tlsCa: string | undefined;
   timeoutMs: number;
-  from: string;
+  /** The sender: `name` is a template like `subject`; the address is fixed (emailSenderOf). */
+  from: EmailSender;
   /** Templates: {from} {room} {recipient} {reason}. */
   subject: string;
   /** A recipient's address: {user} is replaced; unset: the `email` field of the user's document in `users`. */
@@ -478,7 +485,7 @@ function notifyConfig(r: Reader, streamName: string, subjectRoot: string): Notif
       tlsRejectUnauthorized: r.bool('PARLEY_SMTP_TLS_REJECT_UNAUTHORIZED', true),
       tlsCa,
       timeoutMs: r.int('PARLEY_SMTP_TIMEOUT_MS', 10_000, 100, 600_000),
-      from: r.str('PARLEY_NOTIFY_EMAIL_FROM', 'Parley <notify@localhost>'),
+      from: emailSenderOf(r.str('PARLEY_NOTIFY_EMAIL_FROM', 'Parley <notify@localhost>')),
       subject: r.str('PARLEY_NOTIFY_EMAIL_SUBJECT', '{from} in {room}'),
       toTemplate: r.str('PARLEY_NOTIFY_EMAIL_TO', '') || undefined,
     },
@@ -487,6 +494,20 @@ function notifyConfig(r: Reader, streamName: string, subjectRoot: string): Notif
   if (n.sinks.includes('webhook') && n.leaseMs < 2 * n.webhook.timeoutMs) throw new ConfigError('PARLEY_NOTIFY_LEASE_MS', `must be at least twice PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS (${n.webhook.timeoutMs})`);
   if (n.sinks.includes('email') && n.leaseMs < 2 * n.email.timeoutMs) throw new ConfigError('PARLEY_NOTIFY_LEASE_MS', `must be at least twice PARLEY_SMTP_TIMEOUT_MS (${n.email.timeoutMs})`);
   return n;
+}
+
+/**
+ * PARLEY_NOTIFY_EMAIL_FROM: `Display name <address>` or a bare address. Only the display name is a template: user
+ * ids may hold `<`, `,` and `@`, so a variable in the address could make a sender forge it (the name is quoted by
+ * nodemailer, whatever it holds).
+ */
+export function emailSenderOf(value: string): EmailSender {
+  const m = /^\s*(?:(.*?)\s*<([^<>\s]+)>|([^<>\s]+))\s*$/.exec(value);
+  const address = m?.[2] ?? m?.[3];
+  if (!address || !/^[^@{}]+@[^@{}]+$/.test(address)) {
+    throw new ConfigError('PARLEY_NOTIFY_EMAIL_FROM', 'must be an address or "Name <address>"; only the name may hold {variables}');
+  }
+  return { name: (m![1] ?? '').replace(/^"(.*)"$/, '$1'), address };
 }
 
 const SAMPLERS: TracesSampler[] = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off',

@@ -1,4 +1,4 @@
-// Email sink: SMTP through nodemailer, plain text and HTML, from/subject templates, TLS options. The recipient's
+// Email sink: SMTP through nodemailer, plain text and HTML, from (its display name)/subject templates, TLS options. The recipient's
 // address comes from PARLEY_NOTIFY_EMAIL_TO ({user} replaced) or the user's document in `users`; without one the
 // sink skips the recipient. Addresses and bodies are never logged at info.
 import nodemailer from 'nodemailer';
@@ -58,7 +58,8 @@ export function createEmailSink(cfg: EmailConfig, addressOf: (user: string) => P
       const { text, html } = emailContent(n);
       try {
         await transport.sendMail({
-          from: cfg.from,
+          // As an object: nodemailer quotes the name, so a sender id holding `<`, `,` or `"` stays in the name.
+          from: { name: fillTemplate(cfg.from.name, vars), address: cfg.from.address },
           to,
           subject: fillTemplate(cfg.subject, vars),
           text,

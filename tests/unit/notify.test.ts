@@ -2,7 +2,7 @@
 // content, its configuration, and the mute frames.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../lib/config/index.js';
+import { ConfigError, emailSenderOf, loadConfig } from '../../lib/config/index.js';
 import {
   candidates, createEmailSink, directMembers, directRoom, emailContent, fillTemplate, retryAfterMs, signWebhook, verifyWebhook,
 } from '../../lib/notify/index.js';
@@ -75,7 +75,7 @@ describe('email sink addresses', () => {
   it('never builds an address from a user id that is not a plain local part', async () => {
     const sink = createEmailSink({
       smtpUrl: 'smtp://127.0.0.1:9', requireTls: false, tlsRejectUnauthorized: true, tlsCa: undefined, timeoutMs: 100,
-      from: 'p <p@x>', subject: 's', toTemplate: '{user}@example.test',
+      from: { name: 'p', address: 'p@x' }, subject: 's', toTemplate: '{user}@example.test',
     }, async () => undefined, pino({ enabled: false }));
     const n = { id: 'n_1', messageId: 'a:1', reason: 'mention' as const, room: 'r', seq: 1, from: 'a', body: 'b', ts: 1, attempt: 1, round: 0 };
     // Skipped before any connection is tried (port 9 would refuse it).
@@ -101,6 +101,16 @@ describe('notify config', () => {
     bad({ PARLEY_SMTP_URL: 'http://mail' }, 'PARLEY_SMTP_URL');
     bad({ PARLEY_NOTIFY_SINKS: 'webhook', PARLEY_NOTIFY_WEBHOOK_URL: 'http://h/x', PARLEY_NOTIFY_WEBHOOK_SECRET: 'x'.repeat(32), PARLEY_NOTIFY_LEASE_MS: '5000' },
       'PARLEY_NOTIFY_LEASE_MS');
+  });
+  it('reads the email sender as a display name template and a fixed address', () => {
+    assert.deepEqual(loadConfig({}).notify.email.from, { name: 'Parley', address: 'notify@localhost' });
+    assert.deepEqual(emailSenderOf('{from} via Parley <notify@parley.test>'), { name: '{from} via Parley', address: 'notify@parley.test' });
+    assert.deepEqual(emailSenderOf('"Parley, {room}" <n@x.test>'), { name: 'Parley, {room}', address: 'n@x.test' });
+    assert.deepEqual(emailSenderOf('n@x.test'), { name: '', address: 'n@x.test' });
+    // A variable in the address could let a sender id (which may hold `<`, `,`, `@`) choose the From address.
+    for (const v of ['{from}@x.test', 'P <{from}@x.test>', 'P <n@{room}>', 'Parley', 'P <>']) {
+      bad({ PARLEY_NOTIFY_EMAIL_FROM: v }, 'PARLEY_NOTIFY_EMAIL_FROM');
+    }
   });
 });
 
