@@ -84,7 +84,12 @@ export class ParleyProcess {
   /** /metrics, /healthz, /readyz of the process (PARLEY_METRICS_PORT), also kept across restarts. */
   opsPort = 0;
 
-  private constructor(readonly command: Command, private readonly env: Record<string, string>) {}
+  private constructor(
+    readonly command: Command,
+    private readonly env: Record<string, string>,
+    /** Sees every line of output, of every start (the in-memory tail keeps only the last 200). */
+    private readonly onLine?: (line: string) => void,
+  ) {}
 
   static async start(command: Command, env: Record<string, string>): Promise<ParleyProcess> {
     const p = new ParleyProcess(command, env);
@@ -93,8 +98,8 @@ export class ParleyProcess {
   }
 
   /** A process not started yet (set `port` first to choose it; then `spawn()` and `ready()`, or `start()`). */
-  static create(command: Command, env: Record<string, string>): ParleyProcess {
-    return new ParleyProcess(command, env);
+  static create(command: Command, env: Record<string, string>, onLine?: (line: string) => void): ParleyProcess {
+    return new ParleyProcess(command, env, onLine);
   }
 
   get url(): string {
@@ -147,6 +152,7 @@ export class ParleyProcess {
         if (logFile) appendFileSync(logFile, `${line}\n`);
         this.output.push(line);
         if (this.output.length > 200) this.output.shift();
+        this.onLine?.(line);
       }
     };
     child.stdout!.on('data', onData);

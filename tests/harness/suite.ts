@@ -71,11 +71,15 @@ export class Suite {
     return suite;
   }
 
-  /** Starts a Parley process with the suite's environment (plus `extra`); closed with the suite. */
-  async start(command: 'gateway' | 'chat' | 'presence' | 'all' | 'notify', extra: Record<string, string> = {}): Promise<ParleyProcess> {
+  /**
+   * Starts a Parley process with the suite's environment (plus `extra`); closed with the suite. `onLine` sees every
+   * line it writes, from its first.
+   */
+  async start(command: 'gateway' | 'chat' | 'presence' | 'all' | 'notify', extra: Record<string, string> = {},
+    onLine?: (line: string) => void): Promise<ParleyProcess> {
     // Tracked before it is ready: when a sibling start fails (Promise.all in a `before`), close() still stops this one
     // instead of leaving it running and the test file unable to exit.
-    const p = ParleyProcess.create(command, { ...this.env, ...extra });
+    const p = ParleyProcess.create(command, { ...this.env, ...extra }, onLine);
     this.procs.push(p);
     await p.start();
     return p;

@@ -11,6 +11,8 @@ export interface ReceivedRequest {
   raw: string;
   verified: boolean;
   status: number;
+  /** When the request had arrived in full (epoch ms): what tests measure retry delays by. */
+  at: number;
   /** The response was written out (false: the sender went away first). */
   answered: boolean;
 }
@@ -52,6 +54,7 @@ export class WebhookReceiver {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const at = Date.now();
       const raw = Buffer.concat(chunks).toString('utf8');
       const id = String(req.headers[NOTIFICATION_ID_HEADER] ?? '');
       const verified = verifyWebhook(this.secret, {
@@ -64,7 +67,7 @@ export class WebhookReceiver {
       try {
         body = JSON.parse(raw) as Record<string, unknown>;
       } catch { /* recorded as empty */ }
-      const rec: ReceivedRequest = { id, body, raw, verified, status: a.status, answered: false };
+      const rec: ReceivedRequest = { id, body, raw, verified, status: a.status, at, answered: false };
       this.requests.push(rec);
       const reply = (): void => {
         if (res.destroyed) return; // the sender gave up (its timeout) or the receiver is closing
