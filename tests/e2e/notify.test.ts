@@ -3,6 +3,7 @@
 // failing receivers (retries, the dead-letter stream and its replay) and a notify process killed mid-batch.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -15,7 +16,8 @@ import { notificationId } from '../../lib/store/index.js';
 import type { NotificationDoc } from '../../lib/store/index.js';
 import { directRoom } from '../../lib/notify/index.js';
 import { MailpitHandle } from '../harness/mailpit.js';
-import { token } from '../harness/parley.js';
+import { mintToken } from '../../lib/auth/index.js';
+import { TEST_JWT_SECRET, token } from '../harness/parley.js';
 import type { ParleyProcess } from '../harness/parley.js';
 import { Suite } from '../harness/suite.js';
 import { until } from '../harness/index.js';
@@ -24,6 +26,17 @@ import { WebhookReceiver } from '../harness/webhook.js';
 const PARLEY = fileURLToPath(new URL('../../cmd/parley.js', import.meta.url));
 const SECRET = 'webhook-secret-0123456789abcdef0123456789';
 const run = promisify(execFile);
+
+/** The sum of a metric's samples whose labels include `labels`, in Prometheus text. */
+function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
 
 describe('notifications', () => {
   let suite: Suite;
@@ -58,8 +71,8 @@ describe('notifications', () => {
     receivers.push(r);
     return r;
   };
-  /** A notify process with the webhook sink pointed at `r`, plus `extra`. */
-  const notify = async (r: WebhookReceiver, extra: Record<string, string> = {}): Promise<ParleyProcess> => {
+  /** A notify process with the webhook sink pointed at `r`, plus `extra`; `onLine` sees all its output. */
+  const notify = async (r: WebhookReceiver, extra: Record<string, string> = {}, onLine?: (line: string) => void): Promise<ParleyProcess> => {
     const p = await suite.start('notify', {
     PARLEY_NOTIFY_SINKS: 'log,webhook',
     PARLEY_NOTIFY_WEBHOOK_URL: r.url,
@@ -70,7 +83,7 @@ describe('notifications', () => {
     PARLEY_NOTIFY_ACK_WAIT_MS: '3000',
     PARLEY_NOTIFY_RETRY_MS: '100',
     ...extra,
-    });
+    }, onLine);
     running.push(p);
     return p;
   };
@@ -95,6 +108,7 @@ describe('notifications', () => {
       PARLEY_NOTIFY_EMAIL_TO: '{user}@example.test',
       PARLEY_SMTP_TIMEOUT_MS: '1500',
       PARLEY_NOTIFY_EMAIL_SUBJECT: 'Parley: {from} in {room}',
+      PARLEY_NOTIFY_EMAIL_FROM: '{from} via Parley <notify@parley.test>',
     });
     const alice = await suite.connect(gw, 'alice');
     const bob = await suite.connect(gw, 'bob');
@@ -147,6 +161,7 @@ describe('notifications', () => {
     assert.deepEqual(mails.map((m) => m.To.map((t) => t.Address).join(',')).sort(), ['bob@example.test', 'carol@example.test', 'erin@example.test']);
     const toCarol = mails.find((m) => m.To[0]!.Address === 'carol@example.test')!;
     assert.equal(toCarol.Subject, 'Parley: alice in lobby');
+    assert.deepEqual(toCarol.From, { Name: 'alice via Parley', Address: 'notify@parley.test' });
     const detail = await mailpit.message(toCarol.ID);
     assert.ok(detail.Text.includes(body), 'plain text carries the message');
     assert.ok(detail.HTML.includes('lunch at noon?'), 'HTML carries the message');
@@ -255,6 +270,183 @@ describe('notifications', () => {
     assert.equal(r.delivered().get(id2), 1);
     assert.deepEqual(await dlq('list'), []);
     assert.equal((await notifications().findOne({ _id: id1 }))?.state, 'sent');
+  });
+
+  it('a webhook answering 429 or 408 with Retry-After: 1 is retried no sooner and delivers once; a 503 without it is retried with back-off', async () => {
+    const r = await receiver();
+    const [id429, id408, id503] = ['ra1', 'ra2', 'ra3'].map((m) => nid('alice', m, 'rose')) as [string, string, string];
+    r.answer = (id, nth) => {
+      if (id === id429 && nth === 0) return { status: 429, headers: { 'retry-after': '1' } };
+      if (id === id408 && nth === 0) return { status: 408, headers: { 'retry-after': '1' } };
+      if (id === id503 && nth < 2) return { status: 503 };
+      return { status: 200 };
+    };
+    // Back-off from 200 ms, doubling, jitter x1 to x2: the 503's retries come at least 200 and then 400 ms apart.
+    // The lease leaves one attempt room for a Retry-After plus back-off on a loaded machine.
+    await notify(r, {
+      PARLEY_NOTIFY_CONSUMER: 'notify-retry-after', PARLEY_NOTIFY_WEBHOOK_RETRIES: '3', PARLEY_NOTIFY_WEBHOOK_BACKOFF_MS: '200',
+      PARLEY_NOTIFY_LEASE_MS: '10000', PARLEY_NOTIFY_ACK_WAIT_MS: '8000',
+    });
+    const alice = await suite.connect(gw, 'alice');
+    await alice.join('retryafter');
+    for (const m of ['ra1', 'ra2', 'ra3']) alice.send({ type: 'send', room: 'retryafter', id: m, body: `retry ${m}`, mentions: ['rose'] });
+    await until(() => [id429, id408, id503].every((id) => r.delivered().get(id) === 1), { timeout: 20_000, message: 'three deliveries' });
+    await until(() => idle('notify-retry-after'), { timeout: 20_000 });
+    const of = (id: string) => r.requests.filter((q) => q.id === id);
+    for (const [id, status] of [[id429, 429], [id408, 408]] as const) {
+      const reqs = of(id);
+      assert.deepEqual(reqs.map((q) => q.status), [status, 200], `${status} then delivered, once`);
+      const gap = reqs[1]!.at - reqs[0]!.at;
+      assert.ok(gap >= 900, `the retry after a ${status} with Retry-After: 1 came ${gap} ms after it`);
+    }
+    const reqs = of(id503);
+    assert.deepEqual(reqs.map((q) => q.status), [503, 503, 200]);
+    const [g1, g2] = [reqs[1]!.at - reqs[0]!.at, reqs[2]!.at - reqs[1]!.at];
+    assert.ok(g1 >= 180 && g2 >= 380, `back-off between the 503s: ${g1} ms, then ${g2} ms (at least 200, then 400)`);
+    assert.ok(r.requests.every((q) => q.verified));
+    for (const id of [id429, id408, id503]) {
+      const doc = await notifications().findOne({ _id: id });
+      assert.equal(doc?.state, 'sent');
+      assert.equal(doc?.attempts, 1, 'the retries were within one attempt');
+    }
+    await alice.close();
+  });
+
+  it('a mute whose until has passed no longer mutes, unmute notifies again, and the mute endpoint refuses a room the token may not use', async () => {
+    const r = await receiver();
+    await notify(r, { PARLEY_NOTIFY_CONSUMER: 'notify-mutes' });
+    const room = 'mutes';
+    const mutes = suite.mongo.db(suite.env.PARLEY_MONGO_DB).collection('mutes');
+    const recipientsOf = (clientId: string): string[] => r.requests
+      .filter((q) => q.body.messageId === namespacedId('alice', clientId) && q.status === 200).map((q) => String(q.body.recipient)).sort();
+    // pia's mute ended a minute ago (HTTP); quinn's ends in a few seconds (a frame); rita's has no end (a frame).
+    const piaPut = await fetch(`${gw.http}/rooms/${room}/mute`, {
+      method: 'PUT', headers: { authorization: `Bearer ${token('pia')}` }, body: JSON.stringify({ until: Date.now() - 60_000 }),
+    });
+    assert.equal(piaPut.status, 200);
+    const quinnUntil = Date.now() + 5_000;
+    const quinn = await suite.connect(gw, 'quinn');
+    let from = quinn.frames.length;
+    quinn.send({ type: 'mute', room, until: quinnUntil });
+    assert.deepEqual(await quinn.waitFor((f) => f.type === 'muted', { from }), { type: 'muted', room, until: quinnUntil });
+    const rita = await suite.connect(gw, 'rita');
+    from = rita.frames.length;
+    rita.send({ type: 'mute', room });
+    await rita.waitFor((f) => f.type === 'muted', { from });
+
+    const alice = await suite.connect(gw, 'alice');
+    await alice.join(room);
+    alice.send({ type: 'send', room, id: 'mu1', body: 'while muted', mentions: ['pia', 'quinn', 'rita', 'ref'] });
+    await until(() => recipientsOf('mu1').length >= 2, { timeout: 20_000, message: 'mu1 delivered to pia and ref' });
+    await until(() => idle('notify-mutes'), { timeout: 20_000 });
+    // A notification's createdAt is the time notify read the mutes at: quinn's must still have held then.
+    const decidedAt = (await notifications().findOne({ _id: nid('alice', 'mu1', 'ref') }))!.createdAt;
+    assert.ok(decidedAt < quinnUntil, `notify decided mu1 ${decidedAt - quinnUntil} ms after quinn's mute ended (a machine this slow needs a longer mute)`);
+    assert.deepEqual(recipientsOf('mu1'), ['pia', 'ref'], 'an expired mute does not mute; live ones do');
+    assert.equal(await notifications().countDocuments({ _id: { $in: [nid('alice', 'mu1', 'quinn'), nid('alice', 'mu1', 'rita')] } }), 0);
+
+    from = rita.frames.length;
+    rita.send({ type: 'unmute', room });
+    assert.deepEqual(await rita.waitFor((f) => f.type === 'unmuted', { from }), { type: 'unmuted', room, was: true });
+    // A token without access to the room may neither mute nor unmute it (HTTP 403, FORBIDDEN on the socket), and
+    // stores nothing: rita stays unmuted.
+    const elsewhere = mintToken({ secret: TEST_JWT_SECRET, user: 'rita', extra: { rooms: ['elsewhere'] } });
+    const auth = { authorization: `Bearer ${elsewhere}` };
+    const put = await fetch(`${gw.http}/rooms/${room}/mute`, { method: 'PUT', headers: auth });
+    assert.equal(put.status, 403);
+    assert.equal(((await put.json()) as { error: { code: string } }).error.code, 'FORBIDDEN');
+    const del = await fetch(`${gw.http}/rooms/${room}/mute`, { method: 'DELETE', headers: auth });
+    assert.equal(del.status, 403);
+    await del.body?.cancel();
+    const limited = await suite.connect(gw, 'rita', elsewhere);
+    from = limited.frames.length;
+    limited.send({ type: 'mute', room });
+    assert.equal((await limited.waitFor((f) => f.type === 'error', { from })).code, 'FORBIDDEN');
+    assert.equal(await mutes.countDocuments({ _id: `${room} rita` } as never), 0);
+
+    await until(() => Date.now() > quinnUntil, { timeout: 10_000, message: "quinn's mute over" });
+    alice.send({ type: 'send', room, id: 'mu2', body: 'after the mutes', mentions: ['quinn', 'rita', 'ref'] });
+    await until(() => recipientsOf('mu2').length >= 3, { timeout: 20_000, message: 'mu2 delivered to quinn, rita and ref' });
+    await until(() => idle('notify-mutes'), { timeout: 20_000 });
+    assert.deepEqual(recipientsOf('mu2'), ['quinn', 'ref', 'rita']);
+    for (const c of [quinn, rita, limited, alice]) await c.close();
+  });
+
+  it("notify's /metrics count what it sent, what failed and died, and its attempts", async () => {
+    const r = await receiver();
+    const ok = nid('alice', 'me1', 'mo');
+    const bad = nid('alice', 'me2', 'mo');
+    r.answer = (id) => (id === bad ? { status: 404 } : { status: 200 });
+    // A new durable reads the stream from its start: earlier tests' events whose notifications are recorded count
+    // nothing, but one whose recipients changed since (a mute ended) records and sends new ones. So the counts are
+    // compared with what this process's receiver saw (every webhook request is this process's), and those of me1/me2.
+    // A generous timeout: a request that timed out on a loaded machine would add an attempt.
+    const p = await notify(r, {
+      PARLEY_NOTIFY_CONSUMER: 'notify-metrics', PARLEY_NOTIFY_WEBHOOK_RETRIES: '0', PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS: '5000',
+      PARLEY_NOTIFY_LEASE_MS: '20000', PARLEY_NOTIFY_ACK_WAIT_MS: '15000',
+    });
+    const alice = await suite.connect(gw, 'alice');
+    await alice.join('metered');
+    alice.send({ type: 'send', room: 'metered', id: 'me1', body: 'counted', mentions: ['mo'] });
+    alice.send({ type: 'send', room: 'metered', id: 'me2', body: 'refused', mentions: ['mo'] });
+    await until(async () => (await notifications().countDocuments({ _id: { $in: [ok, bad] }, state: { $in: ['sent', 'dead'] } })) === 2,
+      { timeout: 20_000, message: 'one sent, one dead' });
+    await until(() => idle('notify-metrics'), { timeout: 20_000 });
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${p.opsPort}/metrics`)).text();
+    const text = await scrape();
+    const v = (name: string, labels: Record<string, string>): number => metricValue(text, name, labels);
+    assert.deepEqual(r.requests.filter((q) => q.id === ok || q.id === bad).map((q) => q.status).sort(), [200, 404]);
+    const answered = (status: number): number => r.requests.filter((q) => q.status === status).length;
+    assert.equal(r.requests.length, answered(200) + 1, 'every other request was answered 200');
+    assert.equal(v('notifications_total', { sink: 'webhook', result: 'sent' }), answered(200));
+    assert.equal(v('notifications_total', { sink: 'webhook', result: 'failed' }), 1, 'the 404 failed its attempt');
+    assert.equal(v('notifications_total', { sink: 'webhook', result: 'dead' }), 1, 'and went to the dead-letter stream');
+    assert.equal(v('notifications_total', { sink: 'log', result: 'sent' }), r.requests.length, 'the log sink took each, the dead one too');
+    assert.equal(v('notifications_total', { sink: 'log', result: 'dead' }), 0);
+    // No retries within an attempt: one request per attempt.
+    assert.equal(v('notification_attempts_total', { sink: 'webhook' }), r.requests.length);
+    assert.equal(v('notification_attempts_total', { sink: 'log' }), r.requests.length);
+    assert.equal(v('notifications_recorded_total', { result: 'new' }), r.requests.length);
+    assert.ok(v('notifications_recorded_total', { result: 'existing' }) > 0, "earlier tests' notifications found recorded");
+    // The lag gauges are set by the monitor's next poll.
+    await until(async () => /^consumer_pending_messages\{[^}]*consumer="notify-metrics"/m.test(await scrape()),
+      { timeout: 15_000, message: 'consumer lag of notify-metrics exported' });
+    await alice.close();
+  });
+
+  it('logs at info name no message body and no email address, through sends, email and a dead letter', async () => {
+    const r = await receiver();
+    const secret = randomBytes(8).toString('hex');
+    const bodies = [`the launch code is ${secret}`, `and the backup code is ${secret}`];
+    // Addresses from the users' documents (no PARLEY_NOTIFY_EMAIL_TO); oli has none (skipped).
+    await suite.mongo.db(suite.env.PARLEY_MONGO_DB).collection<{ _id: string; email: string }>('users').insertMany([
+      { _id: 'lia', email: 'lia.private@secret-mail.test' }, { _id: 'mia', email: 'mia.private@secret-mail.test' },
+    ]);
+    const dead = nid('alice', 'lg2', 'lia');
+    r.answer = (id) => (id === dead ? { status: 404 } : { status: 200 });
+    const lines: string[] = [];
+    await notify(r, {
+      PARLEY_NOTIFY_CONSUMER: 'notify-logs', PARLEY_NOTIFY_SINKS: 'log,webhook,email', PARLEY_SMTP_URL: mailpit.smtpUrl,
+      PARLEY_SMTP_TIMEOUT_MS: '1500', LOG_LEVEL: 'info',
+    }, (line) => lines.push(line));
+    const alice = await suite.connect(gw, 'alice');
+    await alice.join('logged');
+    alice.send({ type: 'send', room: 'logged', id: 'lg1', body: bodies[0]!, mentions: ['lia', 'mia', 'oli'] });
+    alice.send({ type: 'send', room: 'logged', id: 'lg2', body: bodies[1]!, mentions: ['lia'] });
+    const mailsTo = async (addr: string): Promise<number> => (await mailpit.messages()).filter((m) => m.To.some((t) => t.Address === addr)).length;
+    await until(async () => (await mailsTo('lia.private@secret-mail.test')) === 2 && (await mailsTo('mia.private@secret-mail.test')) === 1,
+      { timeout: 20_000, message: 'three emails' });
+    await until(async () => (await notifications().findOne({ _id: dead }))?.state === 'dead', { timeout: 20_000, message: 'lg2 to lia dead' });
+    await until(() => idle('notify-logs'), { timeout: 20_000 });
+    // The run is in the log: a line per notification from the log sink, and the dead letter's warning.
+    for (const u of ['lia', 'mia', 'oli']) assert.ok(lines.some((l) => l.includes('"msg":"notification"') && l.includes(`"recipient":"${u}"`)), u);
+    assert.ok(lines.some((l) => l.includes('notification dead-lettered')), 'the dead letter was logged');
+    const address = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+/;
+    for (const l of lines) {
+      assert.ok(!l.includes(secret), `a body in the log: ${l}`);
+      assert.ok(!address.test(l), `an email address in the log: ${l}`);
+    }
+    await alice.close();
   });
 
   it('a webhook that hangs holds no more than max_ack_pending events and chat stores every message meanwhile', async () => {
