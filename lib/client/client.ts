@@ -138,6 +138,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private sock: SocketLike | undefined;
   private welcomed = false;
   private st: ConnectionState = 'connecting';
+  /** Whether the first `connecting` was emitted: on the microtask after the constructor, so listeners added then see it. */
+  private announced = false;
   private everOpen = false;
   private attempt = 0;
   private urlIndex = 0;
@@ -169,6 +171,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.urlOf = urls ? () => urls[this.urlIndex++ % urls.length]! : url as () => string;
     if (o.followNetwork ?? hasNetworkEvents()) this.followNetwork();
     this.connectNow();
+    queueMicrotask(() => this.announce());
   }
 
   get state(): ConnectionState {
@@ -285,10 +288,21 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   // ---- connection -------------------------------------------------------------------------------------------
 
+  /**
+   * One state event per change: `connecting` first (before any other, also when the state moved on before the
+   * constructor's microtask), `open`, one `recovering` per lost connection however many attempts it takes, `closed`.
+   */
   private setState(s: ConnectionState): void {
     if (this.st === s) return;
+    this.announce();
     this.st = s;
     this.emit('state', s);
+  }
+
+  private announce(): void {
+    if (this.announced) return;
+    this.announced = true;
+    this.emit('state', 'connecting');
   }
 
   private connectNow(): void {

@@ -89,6 +89,58 @@ describe('client SDK state machine (fake transport)', () => {
     assert.equal(w.client.state, 'closed');
   });
 
+  it('state events: connecting (to a listener added after connect) then open; a failed first attempt repeats none', async () => {
+    const w = world();
+    await Promise.resolve();
+    assert.deepEqual(w.states, ['connecting'], 'connecting before any socket event');
+    last(w).drop(1006); // the first attempt fails
+    await until(() => w.sockets.length === 2);
+    assert.deepEqual(w.states, ['connecting']);
+    last(w).welcome();
+    const p = w.client.join('r');
+    last(w).push(joined(3));
+    await p;
+    assert.deepEqual(w.states, ['connecting', 'open']);
+    await w.client.close();
+  });
+
+  it('state events: connecting is emitted first even when the state moves on before the microtask', async () => {
+    const w = world();
+    last(w).welcome(); // synchronously, before the constructor's microtask
+    await Promise.resolve();
+    assert.deepEqual(w.states, ['connecting', 'open']);
+    await w.client.close();
+  });
+
+  it('state events after a drop: one recovering however many attempts the reconnect takes, then open once rejoined', async () => {
+    const w = await joinedWorld(10);
+    last(w).drop(1006);
+    await until(() => w.sockets.length === 2);
+    last(w).drop(1006); // the first reconnect attempt fails
+    await until(() => w.sockets.length === 3);
+    last(w).welcome();
+    assert.deepEqual(w.states, ['connecting', 'open', 'recovering'], 'not open before the room is rejoined');
+    last(w).push(joined(10));
+    assert.deepEqual(w.states, ['connecting', 'open', 'recovering', 'open']);
+    await w.client.close();
+  });
+
+  it('state events on close: closed once, by close() or by a close code that ends the client', async () => {
+    const w1 = await joinedWorld(10);
+    await w1.client.close();
+    await w1.client.close();
+    assert.deepEqual(w1.states, ['connecting', 'open', 'closed']);
+
+    const w2 = await joinedWorld(10);
+    last(w2).drop(4003);
+    assert.deepEqual(w2.states, ['connecting', 'open', 'closed']);
+
+    const w3 = world();
+    await w3.client.close(); // before the first connection is made
+    await Promise.resolve();
+    assert.deepEqual(w3.states, ['connecting', 'closed']);
+  });
+
   it('delivers messages once, in order; drops a seq already delivered', async () => {
     const w = await joinedWorld(10);
     last(w).push(msg(11, 10));
@@ -114,7 +166,7 @@ describe('client SDK state machine (fake transport)', () => {
     last(w).push(msg(13, 12));
     assert.equal(w.client.state, 'open');
     assert.deepEqual(w.got.map((m) => m.seq), [11, 12, 13]);
-    assert.deepEqual(w.states, ['open', 'recovering', 'open']);
+    assert.deepEqual(w.states, ['connecting', 'open', 'recovering', 'open']);
     await w.client.close();
   });
 
@@ -214,7 +266,7 @@ describe('client SDK state machine (fake transport)', () => {
     await w2.client.close();
   });
 
-  it('4010 and 4008: reconnect and recover every room with since', async () => {
+  it('4010, 4008 and 1013: reconnect and recover every room with since', async () => {
     for (const code of [4010, 4008, 1013]) {
       const w = await joinedWorld(10);
       last(w).push(msg(12, 10));
