@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CLOSE_CODES, ParleyError, closePolicy, connect, reconnectDelay } from '../../lib/client/index.js';
-import type { ClientOptions, ConnectionState, MessageFrame, ParleyClient, SocketLike } from '../../lib/client/index.js';
+import type { ClientOptions, ConnectionState, DisconnectEvent, MessageFrame, ParleyClient, SocketLike } from '../../lib/client/index.js';
 import { until } from '../harness/wait.js';
 
 type Sent = Record<string, unknown> & { type: string };
@@ -277,6 +277,31 @@ describe('client SDK state machine (fake transport)', () => {
       await until(() => w.sockets.length === 2, { message: `reconnect after ${code}` });
       last(w).welcome();
       assert.deepEqual(last(w).frames('join'), [{ type: 'join', room: 'r', since: 12 }]);
+      await w.client.close();
+    }
+  });
+
+  it('after 4008 and 1013 the next attempt waits for the policy back-off; after other codes only for the short one', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const reconnect = { minDelayMs: 10, maxDelayMs: 60_000, policyDelayMs: 1_000 };
+    for (const [code, later] of [[4008, true], [1013, true], [1006, false], [1012, false], [4010, false]] as const) {
+      const w = await joinedWorld(10, { reconnect });
+      const gone: DisconnectEvent[] = [];
+      w.client.on('disconnect', (d) => gone.push(d));
+      last(w).drop(code);
+      const delay = gone[0]?.retryInMs;
+      assert.ok(delay !== undefined, `a reconnect is scheduled after ${code}`);
+      if (later) {
+        // The policy's floor, randomised x[1, 2).
+        assert.ok(delay >= 1_000 && delay < 2_000, `${code}: retry in ${delay} ms, not the short back-off`);
+        t.mock.timers.tick(999);
+        assert.equal(w.sockets.length, 1, `${code}: no attempt before policyDelayMs`);
+        t.mock.timers.tick(1_001);
+      } else {
+        assert.ok(delay >= 10 && delay < 20, `${code}: retry in ${delay} ms, the short back-off`);
+        t.mock.timers.tick(20);
+      }
+      assert.equal(w.sockets.length, 2, `${code}: reconnected once the back-off passed`);
       await w.client.close();
     }
   });
