@@ -358,6 +358,90 @@ describe('client SDK state machine (fake transport)', () => {
     await w.client.close();
   });
 
+  it('leave: a leave frame; the room\'s pending sends fail with UNKNOWN_ROOM; it is not rejoined, online or offline', async () => {
+    const w = await joinedWorld(10);
+    const left: unknown[] = [];
+    w.client.on('left', (f) => left.push(f));
+    const pending = w.client.send('r', 'x');
+    const j2 = w.client.join('r2');
+    last(w).push(joined(3, 'r2'));
+    await j2;
+    w.client.leave('r');
+    w.client.leave('r'); // twice: one frame
+    w.client.leave('never-joined');
+    assert.deepEqual(last(w).frames('leave'), [{ type: 'leave', room: 'r' }]);
+    await assert.rejects(pending, (e: ParleyError) => e.code === 'UNKNOWN_ROOM' && e.ref === 'r');
+    await assert.rejects(w.client.send('r', 'y'), (e: ParleyError) => e.code === 'UNKNOWN_ROOM');
+    assert.equal(w.client.lastSeq('r'), undefined);
+    last(w).push({ type: 'left', room: 'r' }); // the server's answer to our leave: not a `left` event
+    last(w).push(msg(11, 10)); // in flight before the leave: not delivered
+    assert.deepEqual(left, []);
+    assert.deepEqual(w.got, []);
+    assert.equal(w.client.state, 'open');
+
+    last(w).drop(1006);
+    await until(() => w.sockets.length === 2);
+    last(w).welcome();
+    assert.deepEqual(last(w).frames('join'), [{ type: 'join', room: 'r2', since: 3 }], 'only r2 is rejoined');
+    last(w).push(joined(3, 'r2'));
+    last(w).drop(1006);
+    w.client.leave('r2'); // while offline: nothing to send, and nothing to rejoin
+    await until(() => w.sockets.length === 3);
+    last(w).welcome();
+    assert.deepEqual(last(w).sent, []);
+    assert.equal(w.client.state, 'open');
+    await w.client.close();
+  });
+
+  it('typing: at most one signal a second per room; none for a room not joined or while disconnected', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = await joinedWorld(10);
+    const j2 = w.client.join('r2');
+    last(w).push(joined(3, 'r2'));
+    await j2;
+    const typed = (room: string): number => last(w).frames('typing').filter((f) => f.room === room).length;
+    w.client.typing('r');
+    w.client.typing('r');
+    assert.equal(typed('r'), 1);
+    assert.deepEqual(last(w).frames('typing')[0], { type: 'typing', room: 'r' });
+    w.client.typing('r2'); // its own throttle
+    assert.equal(typed('r2'), 1);
+    t.mock.timers.tick(999);
+    w.client.typing('r');
+    assert.equal(typed('r'), 1, 'not within a second');
+    t.mock.timers.tick(1);
+    w.client.typing('r');
+    assert.equal(typed('r'), 2, 'again after a second');
+    w.client.typing('other');
+    assert.equal(typed('other'), 0, 'not joined');
+    t.mock.timers.tick(1_000);
+    last(w).drop(1006);
+    w.client.typing('r'); // dropped, not queued
+    t.mock.timers.tick(20);
+    assert.equal(w.sockets.length, 2);
+    last(w).welcome();
+    last(w).push(joined(10));
+    assert.equal(typed('r'), 0, 'a typing signal made while disconnected is not sent later');
+    await w.client.close();
+  });
+
+  it('presence and typing frames from the server are emitted as events', async () => {
+    const w = await joinedWorld(10);
+    const presence: unknown[] = [];
+    const typing: unknown[] = [];
+    w.client.on('presence', (f) => presence.push(f));
+    w.client.on('typing', (f) => typing.push(f));
+    const p1 = { type: 'presence', room: 'r', user: 'bob', status: 'online' };
+    const p2 = { type: 'presence', user: 'bob', status: 'offline' };
+    const t1 = { type: 'typing', room: 'r', user: 'bob' };
+    last(w).push(p1);
+    last(w).push(t1);
+    last(w).push(p2);
+    assert.deepEqual(presence, [p1, p2]);
+    assert.deepEqual(typing, [t1]);
+    await w.client.close();
+  });
+
   it('a connection without welcome in time is dropped and retried', async () => {
     const w = world({ connectTimeoutMs: 5 });
     await until(() => w.sockets.length >= 2, { message: 'a second attempt' });
