@@ -598,18 +598,27 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.setState('open');
   }
 
-  /** Puts sends on the wire in order, for joined rooms, up to maxInflight unacknowledged. */
+  /**
+   * Puts sends on the wire in order, for joined rooms, up to maxInflight unacknowledged. One held back (after
+   * UNAVAILABLE / RATE_LIMITED) re-arms the timer: it may have fired a little early, or been cleared by a reconnect.
+   */
   private pump(): void {
     if (!this.welcomed) return;
     const max = this.o.maxInflight ?? 128;
     const now = Date.now();
+    let wake = Infinity;
     for (const p of this.sends.values()) {
       if (this.wired >= max) return;
-      if (p.wired || p.notBefore > now || !this.rooms.get(p.frame.room)?.joined) continue;
+      if (p.wired || !this.rooms.get(p.frame.room)?.joined) continue;
+      if (p.notBefore > now) {
+        wake = Math.min(wake, p.notBefore);
+        continue;
+      }
       p.wired = true;
       this.wired++;
       this.write(p.frame);
     }
+    if (wake !== Infinity) this.armSendTimer(wake);
   }
 
   private armSendTimer(at: number): void {

@@ -222,6 +222,27 @@ describe('client SDK state machine (fake transport)', () => {
     await w.client.close();
   });
 
+  it('a send held back after RATE_LIMITED is resent when its time comes, also after a reconnect in between', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = await joinedWorld(10);
+    const a = w.client.send('r', 'one', { id: 'a1' });
+    last(w).push({ type: 'error', code: 'RATE_LIMITED', message: 'x', ref: 'a1', retryAfterMs: 5_000 });
+    t.mock.timers.tick(1_000);
+    last(w).drop(1006);
+    t.mock.timers.tick(20);
+    assert.equal(w.sockets.length, 2);
+    last(w).welcome();
+    last(w).push(joined(10));
+    assert.equal(last(w).frames('send').length, 0, 'not before retryAfterMs');
+    t.mock.timers.tick(3_979); // 1 ms before the 5 s are over
+    assert.equal(last(w).frames('send').length, 0, 'not before retryAfterMs');
+    t.mock.timers.tick(1);
+    assert.deepEqual(last(w).frames('send').map((f) => f.id), ['a1'], 'resent, same id');
+    last(w).push({ type: 'ack', id: 'a1', seq: 11, duplicate: false });
+    assert.equal((await a).seq, 11);
+    await w.client.close();
+  });
+
   it('the offline queue is bounded: one send more is refused with QUEUE_FULL', async () => {
     const w = world({ maxQueuedSends: 2 });
     const joining = w.client.join('r');
