@@ -138,6 +138,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private sock: SocketLike | undefined;
   private welcomed = false;
   private st: ConnectionState = 'connecting';
+  /** Whether the first `connecting` was emitted: on the microtask after the constructor, so listeners added then see it. */
+  private announced = false;
   private everOpen = false;
   private attempt = 0;
   private urlIndex = 0;
@@ -169,6 +171,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.urlOf = urls ? () => urls[this.urlIndex++ % urls.length]! : url as () => string;
     if (o.followNetwork ?? hasNetworkEvents()) this.followNetwork();
     this.connectNow();
+    queueMicrotask(() => this.announce());
   }
 
   get state(): ConnectionState {
@@ -285,10 +288,21 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   // ---- connection -------------------------------------------------------------------------------------------
 
+  /**
+   * One state event per change: `connecting` first (before any other, also when the state moved on before the
+   * constructor's microtask), `open`, one `recovering` per lost connection however many attempts it takes, `closed`.
+   */
   private setState(s: ConnectionState): void {
     if (this.st === s) return;
+    this.announce();
     this.st = s;
     this.emit('state', s);
+  }
+
+  private announce(): void {
+    if (this.announced) return;
+    this.announced = true;
+    this.emit('state', 'connecting');
   }
 
   private connectNow(): void {
@@ -584,18 +598,27 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.setState('open');
   }
 
-  /** Puts sends on the wire in order, for joined rooms, up to maxInflight unacknowledged. */
+  /**
+   * Puts sends on the wire in order, for joined rooms, up to maxInflight unacknowledged. One held back (after
+   * UNAVAILABLE / RATE_LIMITED) re-arms the timer: it may have fired a little early, or been cleared by a reconnect.
+   */
   private pump(): void {
     if (!this.welcomed) return;
     const max = this.o.maxInflight ?? 128;
     const now = Date.now();
+    let wake = Infinity;
     for (const p of this.sends.values()) {
       if (this.wired >= max) return;
-      if (p.wired || p.notBefore > now || !this.rooms.get(p.frame.room)?.joined) continue;
+      if (p.wired || !this.rooms.get(p.frame.room)?.joined) continue;
+      if (p.notBefore > now) {
+        wake = Math.min(wake, p.notBefore);
+        continue;
+      }
       p.wired = true;
       this.wired++;
       this.write(p.frame);
     }
+    if (wake !== Infinity) this.armSendTimer(wake);
   }
 
   private armSendTimer(at: number): void {

@@ -1,6 +1,7 @@
 // The client SDK (parley/client, as a Node app imports it) against real gateways: a gateway SIGKILLed mid-conversation,
 // the SDK reconnects to the other, recovers with `since`, and the app-level stream has no gap and no duplicate;
-// unacknowledged sends are resent with the same id and a send made during the outage is delivered once.
+// unacknowledged sends are resent with the same id (seen on the wire) and a send made during the outage is delivered
+// once.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type * as Sdk from '../../lib/client/node.js';
@@ -43,7 +44,21 @@ describe('client SDK against real gateways', () => {
     const room = 'sdk-kill';
     assert.equal(typeof sdk.NodeWebSocket, 'function', 'parley/client resolves to the Node entry in Node');
     // alice and bob start on A and fail over to B; carol stays on B and sees the room's true order.
-    const alice = open('alice', [gwA, gwB]);
+    // alice's sends on the wire, per connection: the SDK's `WebSocket` option, wrapped.
+    const wire: string[][] = [];
+    class Recording extends sdk.NodeWebSocket {
+      private readonly ids: string[] = [];
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        wire.push(this.ids);
+      }
+      override send(data: string): void {
+        const f = JSON.parse(data) as { type: string; id?: string };
+        if (f.type === 'send') this.ids.push(f.id!);
+        super.send(data);
+      }
+    }
+    const alice = suite.sdk([gwA, gwB], 'alice', { WebSocket: Recording });
     const bob = open('bob', [gwA, gwB]);
     const carol = open('carol', [gwB]);
     const seen = new Map<ParleyClient, MessageFrame[]>([[alice, []], [bob, []], [carol, []]]);
@@ -60,13 +75,18 @@ describe('client SDK against real gateways', () => {
       if (i % 10 === 9) await new Promise((r) => setImmediate(r));
       if (i === 60) {
         await until(() => seen.get(carol)!.length >= 40, { message: 'conversation under way' });
-        await gwA.kill('SIGKILL');
+        // Frozen first: sends 61..69 go onto A's wire and are certainly not acknowledged when it dies.
+        process.kill(gwA.pid!, 'SIGSTOP');
       }
+      if (i === 69) await gwA.kill('SIGKILL');
     }
     await until(() => bob.state !== 'open', { message: 'bob notices the lost gateway' });
     const outage = bob.send(room, 'sent during the outage');
     const acks = await Promise.all(sends);
     const outageAck = await outage;
+    // The sends A never answered went onto the new connection again, with the same id.
+    const connections = (id: string): number => wire.filter((ids) => ids.includes(id)).length;
+    for (const a of acks.slice(61, 70)) assert.ok(connections(a.id) >= 2, `send ${a.id}, on the wire when A died, resent with its id`);
     const all = [...acks, outageAck].map((a) => a.seq).sort((x, y) => x - y);
     assert.equal(new Set(all).size, N + 1, 'every send got its own seq (a resend after the kill was deduplicated, not stored twice)');
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CLOSE_CODES, ParleyError, closePolicy, connect, reconnectDelay } from '../../lib/client/index.js';
-import type { ClientOptions, ConnectionState, MessageFrame, ParleyClient, SocketLike } from '../../lib/client/index.js';
+import type { ClientOptions, ConnectionState, DisconnectEvent, MessageFrame, ParleyClient, SocketLike } from '../../lib/client/index.js';
 import { until } from '../harness/wait.js';
 
 type Sent = Record<string, unknown> & { type: string };
@@ -89,6 +89,58 @@ describe('client SDK state machine (fake transport)', () => {
     assert.equal(w.client.state, 'closed');
   });
 
+  it('state events: connecting (to a listener added after connect) then open; a failed first attempt repeats none', async () => {
+    const w = world();
+    await Promise.resolve();
+    assert.deepEqual(w.states, ['connecting'], 'connecting before any socket event');
+    last(w).drop(1006); // the first attempt fails
+    await until(() => w.sockets.length === 2);
+    assert.deepEqual(w.states, ['connecting']);
+    last(w).welcome();
+    const p = w.client.join('r');
+    last(w).push(joined(3));
+    await p;
+    assert.deepEqual(w.states, ['connecting', 'open']);
+    await w.client.close();
+  });
+
+  it('state events: connecting is emitted first even when the state moves on before the microtask', async () => {
+    const w = world();
+    last(w).welcome(); // synchronously, before the constructor's microtask
+    await Promise.resolve();
+    assert.deepEqual(w.states, ['connecting', 'open']);
+    await w.client.close();
+  });
+
+  it('state events after a drop: one recovering however many attempts the reconnect takes, then open once rejoined', async () => {
+    const w = await joinedWorld(10);
+    last(w).drop(1006);
+    await until(() => w.sockets.length === 2);
+    last(w).drop(1006); // the first reconnect attempt fails
+    await until(() => w.sockets.length === 3);
+    last(w).welcome();
+    assert.deepEqual(w.states, ['connecting', 'open', 'recovering'], 'not open before the room is rejoined');
+    last(w).push(joined(10));
+    assert.deepEqual(w.states, ['connecting', 'open', 'recovering', 'open']);
+    await w.client.close();
+  });
+
+  it('state events on close: closed once, by close() or by a close code that ends the client', async () => {
+    const w1 = await joinedWorld(10);
+    await w1.client.close();
+    await w1.client.close();
+    assert.deepEqual(w1.states, ['connecting', 'open', 'closed']);
+
+    const w2 = await joinedWorld(10);
+    last(w2).drop(4003);
+    assert.deepEqual(w2.states, ['connecting', 'open', 'closed']);
+
+    const w3 = world();
+    await w3.client.close(); // before the first connection is made
+    await Promise.resolve();
+    assert.deepEqual(w3.states, ['connecting', 'closed']);
+  });
+
   it('delivers messages once, in order; drops a seq already delivered', async () => {
     const w = await joinedWorld(10);
     last(w).push(msg(11, 10));
@@ -114,7 +166,7 @@ describe('client SDK state machine (fake transport)', () => {
     last(w).push(msg(13, 12));
     assert.equal(w.client.state, 'open');
     assert.deepEqual(w.got.map((m) => m.seq), [11, 12, 13]);
-    assert.deepEqual(w.states, ['open', 'recovering', 'open']);
+    assert.deepEqual(w.states, ['connecting', 'open', 'recovering', 'open']);
     await w.client.close();
   });
 
@@ -170,6 +222,27 @@ describe('client SDK state machine (fake transport)', () => {
     await w.client.close();
   });
 
+  it('a send held back after RATE_LIMITED is resent when its time comes, also after a reconnect in between', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = await joinedWorld(10);
+    const a = w.client.send('r', 'one', { id: 'a1' });
+    last(w).push({ type: 'error', code: 'RATE_LIMITED', message: 'x', ref: 'a1', retryAfterMs: 5_000 });
+    t.mock.timers.tick(1_000);
+    last(w).drop(1006);
+    t.mock.timers.tick(20);
+    assert.equal(w.sockets.length, 2);
+    last(w).welcome();
+    last(w).push(joined(10));
+    assert.equal(last(w).frames('send').length, 0, 'not before retryAfterMs');
+    t.mock.timers.tick(3_979); // 1 ms before the 5 s are over
+    assert.equal(last(w).frames('send').length, 0, 'not before retryAfterMs');
+    t.mock.timers.tick(1);
+    assert.deepEqual(last(w).frames('send').map((f) => f.id), ['a1'], 'resent, same id');
+    last(w).push({ type: 'ack', id: 'a1', seq: 11, duplicate: false });
+    assert.equal((await a).seq, 11);
+    await w.client.close();
+  });
+
   it('the offline queue is bounded: one send more is refused with QUEUE_FULL', async () => {
     const w = world({ maxQueuedSends: 2 });
     const joining = w.client.join('r');
@@ -214,7 +287,7 @@ describe('client SDK state machine (fake transport)', () => {
     await w2.client.close();
   });
 
-  it('4010 and 4008: reconnect and recover every room with since', async () => {
+  it('4010, 4008 and 1013: reconnect and recover every room with since', async () => {
     for (const code of [4010, 4008, 1013]) {
       const w = await joinedWorld(10);
       last(w).push(msg(12, 10));
@@ -225,6 +298,31 @@ describe('client SDK state machine (fake transport)', () => {
       await until(() => w.sockets.length === 2, { message: `reconnect after ${code}` });
       last(w).welcome();
       assert.deepEqual(last(w).frames('join'), [{ type: 'join', room: 'r', since: 12 }]);
+      await w.client.close();
+    }
+  });
+
+  it('after 4008 and 1013 the next attempt waits for the policy back-off; after other codes only for the short one', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const reconnect = { minDelayMs: 10, maxDelayMs: 60_000, policyDelayMs: 1_000 };
+    for (const [code, later] of [[4008, true], [1013, true], [1006, false], [1012, false], [4010, false]] as const) {
+      const w = await joinedWorld(10, { reconnect });
+      const gone: DisconnectEvent[] = [];
+      w.client.on('disconnect', (d) => gone.push(d));
+      last(w).drop(code);
+      const delay = gone[0]?.retryInMs;
+      assert.ok(delay !== undefined, `a reconnect is scheduled after ${code}`);
+      if (later) {
+        // The policy's floor, randomised x[1, 2) and rounded.
+        assert.ok(delay >= 1_000 && delay <= 2_000, `${code}: retry in ${delay} ms, not the short back-off`);
+        t.mock.timers.tick(999);
+        assert.equal(w.sockets.length, 1, `${code}: no attempt before policyDelayMs`);
+        t.mock.timers.tick(1_001);
+      } else {
+        assert.ok(delay >= 10 && delay <= 20, `${code}: retry in ${delay} ms, the short back-off`);
+        t.mock.timers.tick(20);
+      }
+      assert.equal(w.sockets.length, 2, `${code}: reconnected once the back-off passed`);
       await w.client.close();
     }
   });
@@ -278,6 +376,90 @@ describe('client SDK state machine (fake transport)', () => {
     assert.deepEqual(last(w).protocols, ['parley.v1', 'token.t1']);
     last(w).welcome();
     assert.equal(last(w).frames('join').length, 0);
+    await w.client.close();
+  });
+
+  it('leave: a leave frame; the room\'s pending sends fail with UNKNOWN_ROOM; it is not rejoined, online or offline', async () => {
+    const w = await joinedWorld(10);
+    const left: unknown[] = [];
+    w.client.on('left', (f) => left.push(f));
+    const pending = w.client.send('r', 'x');
+    const j2 = w.client.join('r2');
+    last(w).push(joined(3, 'r2'));
+    await j2;
+    w.client.leave('r');
+    w.client.leave('r'); // twice: one frame
+    w.client.leave('never-joined');
+    assert.deepEqual(last(w).frames('leave'), [{ type: 'leave', room: 'r' }]);
+    await assert.rejects(pending, (e: ParleyError) => e.code === 'UNKNOWN_ROOM' && e.ref === 'r');
+    await assert.rejects(w.client.send('r', 'y'), (e: ParleyError) => e.code === 'UNKNOWN_ROOM');
+    assert.equal(w.client.lastSeq('r'), undefined);
+    last(w).push({ type: 'left', room: 'r' }); // the server's answer to our leave: not a `left` event
+    last(w).push(msg(11, 10)); // in flight before the leave: not delivered
+    assert.deepEqual(left, []);
+    assert.deepEqual(w.got, []);
+    assert.equal(w.client.state, 'open');
+
+    last(w).drop(1006);
+    await until(() => w.sockets.length === 2);
+    last(w).welcome();
+    assert.deepEqual(last(w).frames('join'), [{ type: 'join', room: 'r2', since: 3 }], 'only r2 is rejoined');
+    last(w).push(joined(3, 'r2'));
+    last(w).drop(1006);
+    w.client.leave('r2'); // while offline: nothing to send, and nothing to rejoin
+    await until(() => w.sockets.length === 3);
+    last(w).welcome();
+    assert.deepEqual(last(w).sent, []);
+    assert.equal(w.client.state, 'open');
+    await w.client.close();
+  });
+
+  it('typing: at most one signal a second per room; none for a room not joined or while disconnected', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = await joinedWorld(10);
+    const j2 = w.client.join('r2');
+    last(w).push(joined(3, 'r2'));
+    await j2;
+    const typed = (room: string): number => last(w).frames('typing').filter((f) => f.room === room).length;
+    w.client.typing('r');
+    w.client.typing('r');
+    assert.equal(typed('r'), 1);
+    assert.deepEqual(last(w).frames('typing')[0], { type: 'typing', room: 'r' });
+    w.client.typing('r2'); // its own throttle
+    assert.equal(typed('r2'), 1);
+    t.mock.timers.tick(999);
+    w.client.typing('r');
+    assert.equal(typed('r'), 1, 'not within a second');
+    t.mock.timers.tick(1);
+    w.client.typing('r');
+    assert.equal(typed('r'), 2, 'again after a second');
+    w.client.typing('other');
+    assert.equal(typed('other'), 0, 'not joined');
+    t.mock.timers.tick(1_000);
+    last(w).drop(1006);
+    w.client.typing('r'); // dropped, not queued
+    t.mock.timers.tick(20);
+    assert.equal(w.sockets.length, 2);
+    last(w).welcome();
+    last(w).push(joined(10));
+    assert.equal(typed('r'), 0, 'a typing signal made while disconnected is not sent later');
+    await w.client.close();
+  });
+
+  it('presence and typing frames from the server are emitted as events', async () => {
+    const w = await joinedWorld(10);
+    const presence: unknown[] = [];
+    const typing: unknown[] = [];
+    w.client.on('presence', (f) => presence.push(f));
+    w.client.on('typing', (f) => typing.push(f));
+    const p1 = { type: 'presence', room: 'r', user: 'bob', status: 'online' };
+    const p2 = { type: 'presence', user: 'bob', status: 'offline' };
+    const t1 = { type: 'typing', room: 'r', user: 'bob' };
+    last(w).push(p1);
+    last(w).push(t1);
+    last(w).push(p2);
+    assert.deepEqual(presence, [p1, p2]);
+    assert.deepEqual(typing, [t1]);
     await w.client.close();
   });
 
