@@ -10,6 +10,7 @@ import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { parse } from 'yaml';
 import { ConfigError, loadConfig } from '../../lib/config/index.js';
 import {
   REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep, startReceive,
@@ -170,9 +171,15 @@ describe('metrics', () => {
     const shipped = await readFile(ROOT('deploy/prometheus/prometheus.yml'), 'utf8');
     assert.equal(shipped, prometheusConfig(COMPOSE_SCRAPE),
       'regenerate: node -e "import(\'./dist/lib/observability/prometheus.js\').then(m => process.stdout.write(m.prometheusConfig(m.COMPOSE_SCRAPE)))" > deploy/prometheus/prometheus.yml');
-    const compose = await readFile(ROOT('compose.yaml'), 'utf8');
-    for (const targets of Object.values(COMPOSE_SCRAPE.targets)) {
-      for (const t of targets) assert.match(compose, new RegExp(`^  ${t.split(':')[0]}:$`, 'm'), `compose.yaml has the service ${t}`);
-    }
+    // Every service of compose.yaml that runs Parley (its image; each serves /metrics on the ops port 9464) is a
+    // target of the job named after its command, and nothing else is.
+    const compose = parse(await readFile(ROOT('compose.yaml'), 'utf8'), { merge: true }) as {
+      services: Record<string, { image?: string; command?: string[] }>;
+    };
+    const parley = Object.entries(compose.services).filter(([, s]) => s.image === 'parley:dev')
+      .map(([name, s]) => `${s.command?.[0]} ${name}:9464`).sort();
+    assert.ok(parley.length >= 5, `compose.yaml's Parley services: ${parley.join(', ')}`);
+    const scraped = Object.entries(COMPOSE_SCRAPE.targets).flatMap(([job, targets]) => targets.map((t) => `${job} ${t}`)).sort();
+    assert.deepEqual(scraped, parley, 'every Parley service of compose.yaml is scraped, by the job of its command');
   });
 });
