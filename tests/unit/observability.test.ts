@@ -1,6 +1,7 @@
 // Observability pieces that are pure logic or a library in-process: the OTEL_* configuration, the consumer
 // instrumentation (spans per message, parented to the publisher's traceparent, on a real SDK with an in-memory
-// exporter), the pino mixin, bounded close-code labels, and the shipped Prometheus configuration against its generator.
+// exporter), the pino mixin (also inside a batch), bounded close-code
+// labels, and the shipped Prometheus configuration against its generator.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
@@ -13,10 +14,10 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@open
 import { parse } from 'yaml';
 import { ConfigError, loadConfig } from '../../lib/config/index.js';
 import {
-  REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep, startReceive,
-  startSpan, traceparentOf, withSpan,
+  REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep,
+  startReceive, startSpan, traceparentOf, withSpan,
 } from '../../lib/observability/index.js';
-import type { DeliveredMessage } from '../../lib/observability/index.js';
+import type { DeliveredMessage, Logger } from '../../lib/observability/index.js';
 import { COMPOSE_SCRAPE, prometheusConfig } from '../../lib/observability/prometheus.js';
 
 const ROOT = (p: string): string => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
@@ -68,9 +69,15 @@ describe('spans on a real SDK (in-memory exporter)', () => {
     propagation.disable();
   });
 
-  const headersWith = (traceparent: string): DeliveredMessage['headers'] => {
-    const h = new Map<string, string>([['traceparent', traceparent]]);
+  const headersWith = (traceparent?: string): NonNullable<DeliveredMessage['headers']> => {
+    const h = new Map<string, string>(traceparent === undefined ? [] : [['traceparent', traceparent]]);
     return { get: (k) => h.get(k) ?? '', set: (k, v) => { h.set(k, v); } };
+  };
+  /** A logger writing into `lines` (parsed), like the services' own. */
+  const memoryLogger = (): { log: Logger; lines: Array<Record<string, unknown>> } => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); cb(); } });
+    return { log: createLogger({ name: 'unit', level: 'info' }, sink), lines };
   };
 
   it('a batch gives each message a process span under its publisher, and each step a child per message', async () => {
@@ -150,6 +157,55 @@ describe('spans on a real SDK (in-memory exporter)', () => {
     const outside = lines.find((l) => l.msg === 'outside')!;
     assert.equal(outside.trace_id, undefined);
     assert.equal(outside.span_id, undefined);
+  });
+  it('a log line inside a batch carries the trace of its message: throughout a batch of one, in trace.message for several', async () => {
+    exporter.reset();
+    const tracing = createTracing();
+    const { log, lines } = memoryLogger();
+    const producers = [1, 2, 3].map(() => startSpan(tracing, 'send x', SpanKind.PRODUCER, {}));
+    const msg = (seq: number): DeliveredMessage => ({ seq, subject: 's', redelivered: false, headers: headersWith(traceparentOf(producers[seq - 1]!)) });
+    const o = { tracing, metrics: createMetrics('unit'), consumer: 'c', destinationTemplate: 't' };
+    // As chat's handler: a line in the handler, in a step, and in each deferred step (run later by the consumer).
+    const one = instrumentBatch(o, async (_b, t) => {
+      log.info('handler');
+      await t.step(mongoInsertStep('db'), async () => { log.info('step'); });
+      return {
+        ordered: () => t.step(REDIS_PUBLISH_STEP, async () => { log.info('ordered'); }),
+        unordered: async () => { log.info('unordered'); },
+      };
+    });
+    const steps = await one([msg(1)]);
+    await steps.ordered();
+    await steps.unordered();
+    // As notify's handler: a batch of two, one line per message and one for the batch.
+    const two = instrumentBatch(o, async (b, t) => {
+      log.info('batch of two');
+      await t.step(mongoInsertStep('db'), () => Promise.all(b.map((m) => t.message(m.seq, async () => {
+        await new Promise((r) => setImmediate(r));
+        log.info({ seq: m.seq }, 'message');
+      }))));
+    });
+    await two([msg(2), msg(3)]);
+    log.info('after');
+    for (const p of producers) p.end();
+
+    const spans = exporter.getFinishedSpans();
+    const processOf = (seq: number) => spans.find((s) => s.name === 'process t' && s.attributes['parley.seq'] === seq)!;
+    const ids = (l: Record<string, unknown> | undefined) => [l?.trace_id, l?.span_id];
+    const line = (msg: string, seq?: number) => lines.find((l) => l.msg === msg && (seq === undefined || l.seq === seq));
+    const p1 = processOf(1).spanContext();
+    assert.equal(p1.traceId, producers[0]!.spanContext().traceId, 'the message keeps its publisher\'s trace');
+    for (const m of ['handler', 'unordered']) assert.deepEqual(ids(line(m)), [p1.traceId, p1.spanId], `${m}: the message's process span`);
+    for (const [m, step] of [['step', 'insert messages'], ['ordered', 'send room.{room}']] as const) {
+      const s = spans.find((x) => x.name === step && x.parentSpanContext?.spanId === p1.spanId)!.spanContext();
+      assert.deepEqual(ids(line(m)), [p1.traceId, s.spanId], `${m}: the message's ${step} span`);
+    }
+    for (const seq of [2, 3]) {
+      const p = processOf(seq).spanContext();
+      assert.deepEqual(ids(line('message', seq)), [p.traceId, p.spanId], `message ${seq}: its own trace`);
+    }
+    assert.deepEqual(ids(line('batch of two')), [undefined, undefined], 'a line of a batch of several names no one message');
+    assert.deepEqual(ids(line('after')), [undefined, undefined]);
   });
 });
 
