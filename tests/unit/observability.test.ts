@@ -1,6 +1,6 @@
 // Observability pieces that are pure logic or a library in-process: the OTEL_* configuration, the consumer
 // instrumentation (spans per message, parented to the publisher's traceparent, on a real SDK with an in-memory
-// exporter), the pino mixin (also inside a batch), bounded close-code
+// exporter), the configured samplers along a send's hops, the pino mixin (also inside a batch), bounded close-code
 // labels, and the shipped Prometheus configuration against its generator.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -12,12 +12,13 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { parse } from 'yaml';
+import { sampler } from '../../cmd/tracing.js';
 import { ConfigError, loadConfig } from '../../lib/config/index.js';
 import {
-  REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep,
-  startReceive, startSpan, traceparentOf, withSpan,
+  REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep, startBroadcast,
+  startPublish, startReceive, startSpan, traceparentOf, withSpan,
 } from '../../lib/observability/index.js';
-import type { DeliveredMessage, Logger } from '../../lib/observability/index.js';
+import type { DeliveredMessage, Logger, Tracing } from '../../lib/observability/index.js';
 import { COMPOSE_SCRAPE, prometheusConfig } from '../../lib/observability/prometheus.js';
 
 const ROOT = (p: string): string => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
@@ -206,6 +207,70 @@ describe('spans on a real SDK (in-memory exporter)', () => {
     }
     assert.deepEqual(ids(line('batch of two')), [undefined, undefined], 'a line of a batch of several names no one message');
     assert.deepEqual(ids(line('after')), [undefined, undefined]);
+  });
+
+  describe('sampling (cmd/tracing.ts sampler from OTEL_TRACES_SAMPLER/_ARG) along a send\'s hops', () => {
+    const TRACEPARENT = /^00-([0-9a-f]{32})-[0-9a-f]{16}-(0[01])$/;
+    /**
+     * One message through every helper of its path, each hop deciding with the configured sampler: the gateway's
+     * receive and JetStream publish (or `incoming`, a traceparent another publisher put in the NATS headers), the
+     * consumer's process span and Redis publish step, a gateway's broadcast from the bus payload's traceparent.
+     */
+    const send = async (env: Record<string, string>, incoming?: string) => {
+      const exported = new InMemorySpanExporter();
+      const cfg = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', ...env }).tracing;
+      const provider = new TracerProvider({ sampler: sampler(cfg), spanProcessors: [new SimpleSpanProcessor({ exporter: exported })] });
+      const tracing: Tracing = { enabled: true, tracer: provider.getTracer('parley') };
+      const headers = headersWith(incoming);
+      if (incoming === undefined) {
+        const receive = startReceive(tracing, 'r', 'm-1');
+        startPublish(tracing, receive, 'chat.message.created.r', 'chat.message.created.{room}', 'm-1', 5, headers)?.end();
+        receive?.end();
+      }
+      let bus: string | undefined;
+      const handle = instrumentBatch({ tracing, metrics: createMetrics('unit'), consumer: 'chat', destinationTemplate: 'chat.message.created.{room}' },
+        async (_b, t) => { await t.step(REDIS_PUBLISH_STEP, async (tp) => { bus = tp(1); }); });
+      await handle([{ seq: 1, subject: 'chat.message.created.r', redelivered: false, headers }]);
+      startBroadcast(tracing, bus, 'r', 1, 'gw')?.end();
+      await provider.forceFlush();
+      const spans = exported.getFinishedSpans().map((s) => s.name).sort();
+      await provider.shutdown();
+      return { spans, nats: TRACEPARENT.exec(headers.get('traceparent')), bus: TRACEPARENT.exec(bus ?? '') };
+    };
+    const all = ['process chat.message.created.{room}', 'process room.{room}', 'receive send', 'send chat.message.created.{room}', 'send room.{room}'];
+
+    it('ratio 1 exports every hop of the send (the control)', async () => {
+      const r = await send({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' });
+      assert.deepEqual(r.spans, all);
+      assert.equal(r.nats?.[2], '01');
+      assert.equal(r.bus?.[1], r.nats?.[1]);
+    });
+
+    it('ratio 0 and always_off export no span for a send, and the unsampled decision travels with it (flags 00)', async () => {
+      for (const env of [
+        { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' } as Record<string, string>,
+        { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' },
+        { OTEL_TRACES_SAMPLER: 'always_off' },
+      ]) {
+        const r = await send(env);
+        assert.deepEqual(r.spans, [], JSON.stringify(env));
+        if (env.OTEL_TRACES_SAMPLER === 'parentbased_traceidratio') {
+          assert.equal(r.nats?.[2], '00', 'the NATS headers carry the unsampled traceparent');
+          assert.deepEqual([r.bus?.[1], r.bus?.[2]], [r.nats?.[1], '00'], 'so does the bus payload, in the same trace');
+        }
+      }
+    });
+
+    it('parentbased keeps an unsampled incoming traceparent unsampled downstream, however high its ratio', async () => {
+      const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const unsampled = await send({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' }, `00-${trace}-00f067aa0ba902b7-00`);
+      assert.deepEqual(unsampled.spans, [], 'no hop starts a trace of its own');
+      assert.deepEqual([unsampled.bus?.[1], unsampled.bus?.[2]], [trace, '00'], 'the bus payload carries the unsampled decision on');
+      const sampled = await send({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }, `00-${trace}-00f067aa0ba902b7-01`);
+      assert.deepEqual(sampled.spans, ['process chat.message.created.{room}', 'process room.{room}', 'send room.{room}'],
+        'and a sampled one sampled, whatever its root sampler');
+      assert.deepEqual([sampled.bus?.[1], sampled.bus?.[2]], [trace, '01']);
+    });
   });
 });
 
