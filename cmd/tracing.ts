@@ -23,7 +23,8 @@ export interface TracingHandle {
 
 const VERSION = '0.1.0';
 
-function sampler(cfg: TracingConfig): Sampler {
+/** The sampler cfg names (OTEL_TRACES_SAMPLER/_ARG); exported for the unit test that runs a send through it. */
+export function sampler(cfg: TracingConfig): Sampler {
   const ratio = new TraceIdRatioBasedSampler(cfg.samplerRatio);
   switch (cfg.sampler) {
     case 'always_on': return new AlwaysOnSampler();

@@ -78,7 +78,7 @@ export async function startChat(d: ChatDeps): Promise<ChatService> {
       const ev = decodeEvent(m.data);
       if (!ev) {
         // A malformed event can never succeed: terminate it instead of redelivering forever.
-        log.error({ seq: m.seq, subject: m.subject }, 'malformed event terminated');
+        trace.message(m.seq, () => log.error({ seq: m.seq, subject: m.subject }, 'malformed event terminated'));
         m.term('malformed event');
         continue;
       }

@@ -115,7 +115,7 @@ export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
     for (const m of batch) {
       const ev = decodeEvent(m.data);
       if (!ev) {
-        log.error({ seq: m.seq, subject: m.subject }, 'malformed event terminated');
+        trace.message(m.seq, () => log.error({ seq: m.seq, subject: m.subject }, 'malformed event terminated'));
         m.term('malformed event');
         continue;
       }
@@ -142,8 +142,10 @@ export async function startNotify(d: NotifyDeps): Promise<NotifyService> {
     await trace.step(NOTIFY_SEND_STEP, () => Promise.all([...plans].map(async ([m, p]) => {
       const list = p.record.map(current).concat(p.probe.map((id) => stored.get(id)))
         .filter((doc): doc is NotificationDoc => doc !== undefined);
-      // At most PARLEY_NOTIFY_CONCURRENCY attempts run at once, however many recipients the batch has.
-      outcomes.set(m, await Promise.all(list.map((doc) => limit(() => delivery.deliver(doc)))));
+      // At most PARLEY_NOTIFY_CONCURRENCY attempts run at once, however many recipients the batch has. Each runs with
+      // its message's span active (set when it starts: p-limit may start it from another message's attempt), so the
+      // sinks' and the delivery's log lines carry that message's trace.
+      outcomes.set(m, await Promise.all(list.map((doc) => limit(() => trace.message(m.seq, () => delivery.deliver(doc))))));
     })));
     if (log.isLevelEnabled('debug')) log.debug({ events: events.length, recorded: docs.length, existing: existing.length }, 'batch handled');
     const now = Date.now();

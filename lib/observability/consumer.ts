@@ -2,9 +2,11 @@
 // tracing on, gives every message of a batch attempt its own `process` span, parented to the context its publisher
 // put in the NATS headers, so each message keeps one trace however it was batched. The handler wraps its steps
 // (a database write, a publish) in `trace.step`, which opens one child span per message around the shared work.
+// Log lines carry the trace's ids (the pino mixin reads the active span): a batch of one message runs its handler
+// and steps with that message's span active; in a larger batch, what concerns one message runs in `trace.message`.
 import type { Attributes, Span } from '@opentelemetry/api';
 import type { Metrics } from './metrics.js';
-import { ATTR, SpanKind, contextFromHeaders, endSpan, startSpan, traceparentOf } from './tracing.js';
+import { ATTR, SpanKind, contextFromHeaders, endSpan, startSpan, traceparentOf, withSpan } from './tracing.js';
 import type { Tracing } from './tracing.js';
 
 /** What is read of a delivered message (a JsMsg fits). */
@@ -25,6 +27,11 @@ export interface BatchTrace {
    * payload it sends on.
    */
   step<T>(s: Step, fn: (traceparent: TraceparentOf) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` with message `seq`'s `process` span active, so that the log lines it writes carry that message's
+   * `trace_id` and `span_id` (a batch of one message has its span active throughout); just `fn()` untraced.
+   */
+  message<T>(seq: number, fn: () => T): T;
 }
 
 /** A step's span: name, kind and attributes (tracing.ts has those of the message path). */
@@ -46,6 +53,7 @@ export interface ConsumerInstrumentation {
 const NO_TRACEPARENT: TraceparentOf = () => undefined;
 const UNTRACED: BatchTrace = Object.freeze({
   step: <T>(_s: Step, fn: (traceparent: TraceparentOf) => Promise<T>): Promise<T> => fn(NO_TRACEPARENT),
+  message: <T>(_seq: number, fn: () => T): T => fn(),
 });
 
 /**
@@ -91,6 +99,9 @@ export function instrumentBatch<M extends DeliveredMessage, R extends DeferredSt
       }, contextFromHeaders(m.headers));
       bySeq.set(m.seq, process);
     }
+    // The span a batch-wide log line belongs to: only when the batch is one message (which of several would it be?).
+    const onlySeq = bySeq.size === 1 ? bySeq.keys().next().value : undefined;
+    const only = onlySeq === undefined ? undefined : bySeq.get(onlySeq);
     const trace: BatchTrace = {
       async step(s, fn) {
         // An unsampled message gets no step span: its traceparent (not sampled) is its process span's.
@@ -104,7 +115,7 @@ export function instrumentBatch<M extends DeliveredMessage, R extends DeferredSt
         };
         let failed: unknown;
         try {
-          return await fn(traceparent);
+          return await withSpan(onlySeq === undefined ? undefined : steps.get(onlySeq), () => fn(traceparent));
         } catch (err) {
           failed = err ?? new Error('failed');
           throw err;
@@ -112,10 +123,11 @@ export function instrumentBatch<M extends DeliveredMessage, R extends DeferredSt
           for (const [seq, span] of steps) if (span !== bySeq.get(seq)) endSpan(span, failed);
         }
       },
+      message: (seq, fn) => withSpan(bySeq.get(seq), fn),
     };
     let result: R;
     try {
-      result = await handle(batch, trace);
+      result = await withSpan(only, () => handle(batch, trace));
     } catch (err) {
       for (const span of bySeq.values()) endSpan(span, err);
       throw err;
@@ -135,7 +147,7 @@ export function instrumentBatch<M extends DeliveredMessage, R extends DeferredSt
       let settled = false;
       return async () => {
         try {
-          await fn();
+          await withSpan(only, fn);
           if (!settled) settle(undefined);
         } catch (err) {
           if (!settled) settle(err ?? new Error('failed'));

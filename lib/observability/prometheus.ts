@@ -2,7 +2,7 @@
 // `prometheusConfig(COMPOSE_SCRAPE)` (a unit test fails when the file drifts), and the metrics e2e test scrapes its
 // own processes with the same function, so what is tested is what is shipped.
 
-export type ScrapeJob = 'gateway' | 'chat' | 'presence';
+export type ScrapeJob = 'gateway' | 'chat' | 'presence' | 'notify';
 
 export interface ScrapeOptions {
   /** Prometheus duration, e.g. `5s`. */
@@ -11,13 +11,13 @@ export interface ScrapeOptions {
   targets: Record<ScrapeJob, string[]>;
 }
 
-/** The compose stack's services (compose.yaml), each on its ops port 9464 inside the compose network. */
+/** The compose stack's Parley services (compose.yaml), each on its ops port 9464 inside the compose network. */
 export const COMPOSE_SCRAPE: ScrapeOptions = {
   scrapeInterval: '5s',
-  targets: { gateway: ['gateway1:9464', 'gateway2:9464'], chat: ['chat:9464'], presence: ['presence:9464'] },
+  targets: { gateway: ['gateway1:9464', 'gateway2:9464'], chat: ['chat:9464'], presence: ['presence:9464'], notify: ['notify:9464'] },
 };
 
-const JOBS: ScrapeJob[] = ['gateway', 'chat', 'presence'];
+const JOBS: ScrapeJob[] = ['gateway', 'chat', 'presence', 'notify'];
 
 export function prometheusConfig(o: ScrapeOptions): string {
   const jobs = JOBS.map((job) => [

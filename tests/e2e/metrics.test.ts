@@ -49,6 +49,7 @@ describe('metrics: Prometheus scrapes every service and every dashboard query re
   let prom: HttpServer;
   let chat: ParleyProcess;
   let presence: ParleyProcess;
+  let notify: ParleyProcess;
   let gw1: ParleyProcess;
   let gw2: ParleyProcess;
 
@@ -62,13 +63,12 @@ describe('metrics: Prometheus scrapes every service and every dashboard query re
         PARLEY_RECONCILE_INTERVAL_MS: '2000',
       },
     });
-    chat = await suite.start('chat');
-    presence = await suite.start('presence');
+    [chat, presence, notify] = await Promise.all([suite.start('chat'), suite.start('presence'), suite.start('notify')]);
     [gw1, gw2] = await Promise.all([suite.start('gateway'), suite.start('gateway')]);
     const at = (p: ParleyProcess): string => `127.0.0.1:${p.opsPort}`;
     prom = await startPrometheus(prometheusConfig({
       scrapeInterval: '1s',
-      targets: { gateway: [at(gw1), at(gw2)], chat: [at(chat)], presence: [at(presence)] },
+      targets: { gateway: [at(gw1), at(gw2)], chat: [at(chat)], presence: [at(presence)], notify: [at(notify)] },
     }));
   });
   after(async () => {
@@ -148,7 +148,8 @@ describe('metrics: Prometheus scrapes every service and every dashboard query re
   it('every service is scraped, every series has `service` and `instance`, and no label names a user or a room', async () => {
     const res = await fetch(`${prom.url}/api/v1/targets`);
     const targets = ((await res.json()) as { data: { activeTargets: Array<{ labels: { job: string }; health: string }> } }).data.activeTargets;
-    assert.deepEqual(targets.map((t) => t.labels.job).sort(), ['parley-chat', 'parley-gateway', 'parley-gateway', 'parley-presence']);
+    assert.deepEqual(targets.map((t) => t.labels.job).sort(),
+      ['parley-chat', 'parley-gateway', 'parley-gateway', 'parley-notify', 'parley-presence']);
     await until(async () => {
       const r = await fetch(`${prom.url}/api/v1/targets`);
       return ((await r.json()) as { data: { activeTargets: Array<{ health: string }> } }).data.activeTargets.every((t) => t.health === 'up');
@@ -164,7 +165,7 @@ describe('metrics: Prometheus scrapes every service and every dashboard query re
       for (const banned of ['user', 'room', 'session', 'ip']) assert.equal(s[banned], undefined, `no ${banned} label: ${JSON.stringify(s)}`);
     }
     const services = new Set(all.map((s) => s.service));
-    assert.deepEqual([...services].sort(), ['chat', 'gateway', 'presence']);
+    assert.deepEqual([...services].sort(), ['chat', 'gateway', 'notify', 'presence']);
     assert.equal(new Set(all.filter((s) => s.service === 'gateway').map((s) => s.instance)).size, 2, 'each gateway its own instance');
     const names = new Set(all.map((s) => s.__name__));
     for (const n of ['messages_sent_total', 'active_connections_total', 'avg_message_latency_ms', 'message_latency_seconds_bucket',

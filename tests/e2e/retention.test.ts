@@ -92,6 +92,11 @@ describe('retention and slow readers', () => {
 
   it('a live reader too far behind is disconnected (1006), never silently skipped, and recovers the rest with since', async () => {
     const room = 'firehose';
+    // The cut-off shows in the gateway's closes by code. uWS itself closes a live reader past the backpressure limit
+    // (closeOnBackpressureLimit: room broadcasts are uWS publishes), and reports that close to the gateway as 1006,
+    // not 4009: only frames the gateway sends itself (acks, errors, replay) end with its own 4009.
+    const cutOff = (): Promise<number> => gw.metric('connections_closed_total', { code: '1006' });
+    const cutOffBefore = await cutOff();
     const w = await connect('fw');
     await w.join(room);
     const lag = await connect('lag');
@@ -114,6 +119,7 @@ describe('retention and slow readers', () => {
     const got = lag.messages(room);
     assert.ok(got.length < 240, 'it was cut off');
     for (let i = 1; i < got.length; i++) assert.equal(got[i]!.prev, got[i - 1]!.seq, 'what it did get has no hole');
+    await until(async () => (await cutOff()) > cutOffBefore, { timeout: 10_000, message: 'connections_closed_total{code="1006"} to count the reader' });
 
     const back = await connect('lag');
     const last = got.length > 0 ? got[got.length - 1]!.seq : (acks[0]!.seq as number) - 1;

@@ -176,6 +176,22 @@ export class ParleyProcess {
     if (exitCode !== undefined) throw new Error(`parley ${this.command} exited (${exitCode}) before ready:\n${this.tail()}`);
   }
 
+  /**
+   * The sum of the samples of metric `name` whose labels include every one of `labels`, from the process's /metrics
+   * (a rendering may be up to PARLEY_METRICS_CACHE_MS old: wait for a change with `until`).
+   */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const res = await fetch(`http://127.0.0.1:${this.opsPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    if (res.status !== 200) throw new Error(`parley ${this.command} /metrics: ${res.status}`);
+    let sum = 0;
+    for (const line of (await res.text()).split('\n')) {
+      if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+      if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  }
+
   /** The process output so far (its last 200 lines). */
   lines(): readonly string[] {
     return this.output;

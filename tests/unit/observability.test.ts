@@ -1,6 +1,7 @@
 // Observability pieces that are pure logic or a library in-process: the OTEL_* configuration, the consumer
 // instrumentation (spans per message, parented to the publisher's traceparent, on a real SDK with an in-memory
-// exporter), the pino mixin, bounded close-code labels, and the shipped Prometheus configuration against its generator.
+// exporter), the configured samplers along a send's hops, the pino mixin (also inside a batch), bounded close-code
+// labels, and the shipped Prometheus configuration against its generator.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
@@ -10,12 +11,14 @@ import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { parse } from 'yaml';
+import { sampler } from '../../cmd/tracing.js';
 import { ConfigError, loadConfig } from '../../lib/config/index.js';
 import {
-  REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep, startReceive,
-  startSpan, traceparentOf, withSpan,
+  REDIS_PUBLISH_STEP, SpanKind, TRACING_OFF, createLogger, createMetrics, createTracing, instrumentBatch, mongoInsertStep, startBroadcast,
+  startPublish, startReceive, startSpan, traceparentOf, withSpan,
 } from '../../lib/observability/index.js';
-import type { DeliveredMessage } from '../../lib/observability/index.js';
+import type { DeliveredMessage, Logger, Tracing } from '../../lib/observability/index.js';
 import { COMPOSE_SCRAPE, prometheusConfig } from '../../lib/observability/prometheus.js';
 
 const ROOT = (p: string): string => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
@@ -67,9 +70,15 @@ describe('spans on a real SDK (in-memory exporter)', () => {
     propagation.disable();
   });
 
-  const headersWith = (traceparent: string): DeliveredMessage['headers'] => {
-    const h = new Map<string, string>([['traceparent', traceparent]]);
+  const headersWith = (traceparent?: string): NonNullable<DeliveredMessage['headers']> => {
+    const h = new Map<string, string>(traceparent === undefined ? [] : [['traceparent', traceparent]]);
     return { get: (k) => h.get(k) ?? '', set: (k, v) => { h.set(k, v); } };
+  };
+  /** A logger writing into `lines` (parsed), like the services' own. */
+  const memoryLogger = (): { log: Logger; lines: Array<Record<string, unknown>> } => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); cb(); } });
+    return { log: createLogger({ name: 'unit', level: 'info' }, sink), lines };
   };
 
   it('a batch gives each message a process span under its publisher, and each step a child per message', async () => {
@@ -150,6 +159,119 @@ describe('spans on a real SDK (in-memory exporter)', () => {
     assert.equal(outside.trace_id, undefined);
     assert.equal(outside.span_id, undefined);
   });
+  it('a log line inside a batch carries the trace of its message: throughout a batch of one, in trace.message for several', async () => {
+    exporter.reset();
+    const tracing = createTracing();
+    const { log, lines } = memoryLogger();
+    const producers = [1, 2, 3].map(() => startSpan(tracing, 'send x', SpanKind.PRODUCER, {}));
+    const msg = (seq: number): DeliveredMessage => ({ seq, subject: 's', redelivered: false, headers: headersWith(traceparentOf(producers[seq - 1]!)) });
+    const o = { tracing, metrics: createMetrics('unit'), consumer: 'c', destinationTemplate: 't' };
+    // As chat's handler: a line in the handler, in a step, and in each deferred step (run later by the consumer).
+    const one = instrumentBatch(o, async (_b, t) => {
+      log.info('handler');
+      await t.step(mongoInsertStep('db'), async () => { log.info('step'); });
+      return {
+        ordered: () => t.step(REDIS_PUBLISH_STEP, async () => { log.info('ordered'); }),
+        unordered: async () => { log.info('unordered'); },
+      };
+    });
+    const steps = await one([msg(1)]);
+    await steps.ordered();
+    await steps.unordered();
+    // As notify's handler: a batch of two, one line per message and one for the batch.
+    const two = instrumentBatch(o, async (b, t) => {
+      log.info('batch of two');
+      await t.step(mongoInsertStep('db'), () => Promise.all(b.map((m) => t.message(m.seq, async () => {
+        await new Promise((r) => setImmediate(r));
+        log.info({ seq: m.seq }, 'message');
+      }))));
+    });
+    await two([msg(2), msg(3)]);
+    log.info('after');
+    for (const p of producers) p.end();
+
+    const spans = exporter.getFinishedSpans();
+    const processOf = (seq: number) => spans.find((s) => s.name === 'process t' && s.attributes['parley.seq'] === seq)!;
+    const ids = (l: Record<string, unknown> | undefined) => [l?.trace_id, l?.span_id];
+    const line = (msg: string, seq?: number) => lines.find((l) => l.msg === msg && (seq === undefined || l.seq === seq));
+    const p1 = processOf(1).spanContext();
+    assert.equal(p1.traceId, producers[0]!.spanContext().traceId, 'the message keeps its publisher\'s trace');
+    for (const m of ['handler', 'unordered']) assert.deepEqual(ids(line(m)), [p1.traceId, p1.spanId], `${m}: the message's process span`);
+    for (const [m, step] of [['step', 'insert messages'], ['ordered', 'send room.{room}']] as const) {
+      const s = spans.find((x) => x.name === step && x.parentSpanContext?.spanId === p1.spanId)!.spanContext();
+      assert.deepEqual(ids(line(m)), [p1.traceId, s.spanId], `${m}: the message's ${step} span`);
+    }
+    for (const seq of [2, 3]) {
+      const p = processOf(seq).spanContext();
+      assert.deepEqual(ids(line('message', seq)), [p.traceId, p.spanId], `message ${seq}: its own trace`);
+    }
+    assert.deepEqual(ids(line('batch of two')), [undefined, undefined], 'a line of a batch of several names no one message');
+    assert.deepEqual(ids(line('after')), [undefined, undefined]);
+  });
+
+  describe('sampling (cmd/tracing.ts sampler from OTEL_TRACES_SAMPLER/_ARG) along a send\'s hops', () => {
+    const TRACEPARENT = /^00-([0-9a-f]{32})-[0-9a-f]{16}-(0[01])$/;
+    /**
+     * One message through every helper of its path, each hop deciding with the configured sampler: the gateway's
+     * receive and JetStream publish (or `incoming`, a traceparent another publisher put in the NATS headers), the
+     * consumer's process span and Redis publish step, a gateway's broadcast from the bus payload's traceparent.
+     */
+    const send = async (env: Record<string, string>, incoming?: string) => {
+      const exported = new InMemorySpanExporter();
+      const cfg = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', ...env }).tracing;
+      const provider = new TracerProvider({ sampler: sampler(cfg), spanProcessors: [new SimpleSpanProcessor({ exporter: exported })] });
+      const tracing: Tracing = { enabled: true, tracer: provider.getTracer('parley') };
+      const headers = headersWith(incoming);
+      if (incoming === undefined) {
+        const receive = startReceive(tracing, 'r', 'm-1');
+        startPublish(tracing, receive, 'chat.message.created.r', 'chat.message.created.{room}', 'm-1', 5, headers)?.end();
+        receive?.end();
+      }
+      let bus: string | undefined;
+      const handle = instrumentBatch({ tracing, metrics: createMetrics('unit'), consumer: 'chat', destinationTemplate: 'chat.message.created.{room}' },
+        async (_b, t) => { await t.step(REDIS_PUBLISH_STEP, async (tp) => { bus = tp(1); }); });
+      await handle([{ seq: 1, subject: 'chat.message.created.r', redelivered: false, headers }]);
+      startBroadcast(tracing, bus, 'r', 1, 'gw')?.end();
+      await provider.forceFlush();
+      const spans = exported.getFinishedSpans().map((s) => s.name).sort();
+      await provider.shutdown();
+      return { spans, nats: TRACEPARENT.exec(headers.get('traceparent')), bus: TRACEPARENT.exec(bus ?? '') };
+    };
+    const all = ['process chat.message.created.{room}', 'process room.{room}', 'receive send', 'send chat.message.created.{room}', 'send room.{room}'];
+
+    it('ratio 1 exports every hop of the send (the control)', async () => {
+      const r = await send({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' });
+      assert.deepEqual(r.spans, all);
+      assert.equal(r.nats?.[2], '01');
+      assert.equal(r.bus?.[1], r.nats?.[1]);
+    });
+
+    it('ratio 0 and always_off export no span for a send, and the unsampled decision travels with it (flags 00)', async () => {
+      for (const env of [
+        { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' } as Record<string, string>,
+        { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' },
+        { OTEL_TRACES_SAMPLER: 'always_off' },
+      ]) {
+        const r = await send(env);
+        assert.deepEqual(r.spans, [], JSON.stringify(env));
+        if (env.OTEL_TRACES_SAMPLER === 'parentbased_traceidratio') {
+          assert.equal(r.nats?.[2], '00', 'the NATS headers carry the unsampled traceparent');
+          assert.deepEqual([r.bus?.[1], r.bus?.[2]], [r.nats?.[1], '00'], 'so does the bus payload, in the same trace');
+        }
+      }
+    });
+
+    it('parentbased keeps an unsampled incoming traceparent unsampled downstream, however high its ratio', async () => {
+      const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const unsampled = await send({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' }, `00-${trace}-00f067aa0ba902b7-00`);
+      assert.deepEqual(unsampled.spans, [], 'no hop starts a trace of its own');
+      assert.deepEqual([unsampled.bus?.[1], unsampled.bus?.[2]], [trace, '00'], 'the bus payload carries the unsampled decision on');
+      const sampled = await send({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }, `00-${trace}-00f067aa0ba902b7-01`);
+      assert.deepEqual(sampled.spans, ['process chat.message.created.{room}', 'process room.{room}', 'send room.{room}'],
+        'and a sampled one sampled, whatever its root sampler');
+      assert.deepEqual([sampled.bus?.[1], sampled.bus?.[2]], [trace, '01']);
+    });
+  });
 });
 
 describe('metrics', () => {
@@ -170,9 +292,15 @@ describe('metrics', () => {
     const shipped = await readFile(ROOT('deploy/prometheus/prometheus.yml'), 'utf8');
     assert.equal(shipped, prometheusConfig(COMPOSE_SCRAPE),
       'regenerate: node -e "import(\'./dist/lib/observability/prometheus.js\').then(m => process.stdout.write(m.prometheusConfig(m.COMPOSE_SCRAPE)))" > deploy/prometheus/prometheus.yml');
-    const compose = await readFile(ROOT('compose.yaml'), 'utf8');
-    for (const targets of Object.values(COMPOSE_SCRAPE.targets)) {
-      for (const t of targets) assert.match(compose, new RegExp(`^  ${t.split(':')[0]}:$`, 'm'), `compose.yaml has the service ${t}`);
-    }
+    // Every service of compose.yaml that runs Parley (its image; each serves /metrics on the ops port 9464) is a
+    // target of the job named after its command, and nothing else is.
+    const compose = parse(await readFile(ROOT('compose.yaml'), 'utf8'), { merge: true }) as {
+      services: Record<string, { image?: string; command?: string[] }>;
+    };
+    const parley = Object.entries(compose.services).filter(([, s]) => s.image === 'parley:dev')
+      .map(([name, s]) => `${s.command?.[0]} ${name}:9464`).sort();
+    assert.ok(parley.length >= 5, `compose.yaml's Parley services: ${parley.join(', ')}`);
+    const scraped = Object.entries(COMPOSE_SCRAPE.targets).flatMap(([job, targets]) => targets.map((t) => `${job} ${t}`)).sort();
+    assert.deepEqual(scraped, parley, 'every Parley service of compose.yaml is scraped, by the job of its command');
   });
 });
