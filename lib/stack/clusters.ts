@@ -4,7 +4,7 @@
 // killed and started again on its own port with its own data, which is what the failover tests do.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createClient } from 'redis';
 import { pino } from 'pino';
@@ -185,6 +185,11 @@ export async function launchRedisCluster(opts: ClusterOptions & { replicas?: num
   const started = await Promise.allSettled(Array.from({ length: total }, async (_, i) => {
     const dir = resolve(opts.dir, `r${i}`);
     await mkdir(dir, { recursive: true });
+    // On new ports (no `ports` given) a nodes.conf left by an earlier cluster in this dir (`stack down`, then `up`)
+    // names peers at ports nobody listens on any more: the nodes would come up "formed" (all slots assigned, so no
+    // `--cluster create`) and fail once they notice their peers are unreachable. Nothing else is kept (no
+    // persistence), so such a cluster is formed afresh.
+    if (opts.ports === undefined) await rm(join(dir, 'nodes.conf'), { force: true });
     const service = await launchNode((bus) => ({
       name: 'redis',
       binary,
