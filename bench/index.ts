@@ -180,7 +180,7 @@ export async function benchCommand(argv: string[], log: Logger): Promise<number>
     if (scenarios.has('ack')) {
       await attempt('ack', async () => {
         results.ack = await runAck(ctx, {
-          fixedRates: list(v['ack-rates'], 'ack-rates'), rampRates: list(v.ramp, 'ramp'), stepMs: num(v.step, 'step') * 1000, warmupMs: 1000,
+          fixedRates: list(v['ack-rates'], 'ack-rates'), rampRates: list(v.ramp, 'ramp'), stepMs: num(v.step, 'step') * 1000, warmupMs: 1000, firstWarmupMs: 5000,
           ackBudgetMs: budgets.ackP99Ms, senders: num(v.senders, 'senders'), workers, maxRampMs: 120_000,
         }, tag());
       });
