@@ -271,7 +271,7 @@ async function launchDetached(
   const binary = name === 'nats' ? await ensureNatsServer(log, settings)
     : name === 'redis' ? await ensureRedis(log, settings) : await ensureFerretdb(log, settings);
   const backendLog = join(settings.stateDir, 'logs', 'postgres.log');
-  const backend = name === 'ferretdb' ? await resolveMongoBackend(settings, log) : settings.mongoBackend;
+  const backend = name === 'ferretdb' ? await resolveMongoBackend(settings, log, dataDir) : settings.mongoBackend;
   const start = (p: number | undefined): Promise<FerretdbService> => {
     const common = { log, detached: true, logFile, port: p, binary };
     if (name === 'nats') return launchNats({ ...common, storeDir: dataDir });

@@ -6,7 +6,7 @@ export { freePort } from './process.js';
 export { childrenOf } from './util.js';
 export { answers, probeMongo, probeNats, probeRedis } from './probe.js';
 export { launchFerretdb, launchNats, launchRedis, startStack } from './services.js';
-export { ensurePostgres, launchPostgres, resolveMongoBackend } from './postgres.js';
+export { ensurePostgres, holdsSqliteOnly, launchPostgres, resolveMongoBackend } from './postgres.js';
 export {
   DEFAULT_MONGO_BACKEND, FERRETDB_VERSION, JAEGER_VERSION, K6_VERSION, KUSTOMIZE_VERSION, MAILPIT_VERSION, MONGO_BACKENDS, NATS_SERVER_VERSION, parseMongoBackend, stackSettings,
 } from './settings.js';

@@ -43,8 +43,14 @@ export async function ensurePostgres(log: Logger, settings = stackSettings()): P
  * The backend FerretDB will use: the settings' one, except that the default (postgresql, not asked for) falls back to
  * SQLite with a warning where PostgreSQL cannot be found or installed (macOS, no root).
  */
-export async function resolveMongoBackend(settings: StackSettings, log: Logger): Promise<MongoBackend> {
+export async function resolveMongoBackend(settings: StackSettings, log: Logger, ferretdbDataDir?: string): Promise<MongoBackend> {
   if (settings.mongoBackend !== 'postgresql' || settings.ferretdbPostgresqlUrl) return settings.mongoBackend;
+  // A data dir a stack filled on SQLite (the default before ADR 0016's addendum) keeps it, unless PostgreSQL is asked
+  // for: switching would start an empty store and hide the messages it holds.
+  if (!settings.mongoBackendChosen && ferretdbDataDir && await holdsSqliteOnly(ferretdbDataDir)) {
+    log.info({ dataDir: ferretdbDataDir }, 'FerretDB keeps SQLite: this data dir holds SQLite data (PARLEY_STACK_MONGO_BACKEND=postgresql starts an empty PostgreSQL store instead)');
+    return 'sqlite';
+  }
   try {
     await ensurePostgres(log, settings);
     return 'postgresql';
@@ -173,4 +179,11 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Whether FerretDB's data dir holds SQLite databases and no PostgreSQL cluster (services.ts lays them out so). */
+export async function holdsSqliteOnly(ferretdbDataDir: string): Promise<boolean> {
+  const entries = async (d: string): Promise<string[]> => readdir(d).catch(() => []);
+  if ((await entries(join(ferretdbDataDir, 'postgres'))).length > 0) return false;
+  return (await entries(join(ferretdbDataDir, 'sqlite'))).some((f) => f.endsWith('.sqlite'));
 }

@@ -197,7 +197,7 @@ export async function startStack(opts: StartStackOptions): Promise<Stack> {
     launchRedis({ ...common('redis'), binary: redis, dir: join(dir, 'redis') }),
     launchFerretdb({
       ...common('ferretdb'), binary: ferretdb, dataDir: join(dir, 'ferretdb'), postgresqlUrl: settings.ferretdbPostgresqlUrl,
-      backend: opts.mongoBackend ?? (await resolveMongoBackend(settings, log)), backendLogFile: detached ? join(logDir, 'postgres.log') : undefined,
+      backend: opts.mongoBackend ?? (await resolveMongoBackend(settings, log, join(dir, 'ferretdb'))), backendLogFile: detached ? join(logDir, 'postgres.log') : undefined,
     }),
   ]);
   const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

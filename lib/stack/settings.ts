@@ -13,10 +13,11 @@ export const KUSTOMIZE_VERSION = 'v5.7.1';
 export const MONGO_BACKENDS = ['sqlite', 'postgresql'] as const;
 export type MongoBackend = (typeof MONGO_BACKENDS)[number];
 /**
- * docs/decisions/0016: SQLite while chat writes one batch at a time (it is faster there and needs no second server);
- * PostgreSQL takes pipelined batches about twice as fast, so this flips once chat keeps several in flight.
+ * docs/decisions/0016 (addendum): PostgreSQL, now that chat keeps several insert batches in flight. In `bench ack`
+ * it sustained 4,000 acked and persisted msg/s where SQLite fell short at 2,000. A host without PostgreSQL falls back
+ * to SQLite, and so does a data dir that already holds SQLite data (resolveMongoBackend).
  */
-export const DEFAULT_MONGO_BACKEND: MongoBackend = 'sqlite';
+export const DEFAULT_MONGO_BACKEND: MongoBackend = 'postgresql';
 /** The SMTP server the email sink's tests send to (its HTTP API lists what it received). */
 export const MAILPIT_VERSION = 'v1.33.1';
 /** Jaeger for the tracing e2e test (and `parley stack install`): OTLP receiver and query API in one binary. */

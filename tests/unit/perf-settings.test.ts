@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { createMetrics, startOpsServer } from '../../lib/observability/index.js';
-import { DEFAULT_MONGO_BACKEND, StackError, parseMongoBackend, stackSettings } from '../../lib/stack/index.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_MONGO_BACKEND, StackError, holdsSqliteOnly, parseMongoBackend, resolveMongoBackend, stackSettings } from '../../lib/stack/index.js';
 
 describe('PARLEY_STACK_MONGO_BACKEND', () => {
   it('defaults to the backend ADR 0016 chose, and takes sqlite or postgresql', () => {
@@ -12,6 +15,26 @@ describe('PARLEY_STACK_MONGO_BACKEND', () => {
     assert.equal(stackSettings({ PARLEY_STACK_MONGO_BACKEND: 'postgresql' }).mongoBackendChosen, true, 'a chosen backend may not');
     assert.equal(stackSettings({ PARLEY_STACK_MONGO_BACKEND: 'postgresql' }).mongoBackend, 'postgresql');
     assert.equal(stackSettings({ PARLEY_STACK_MONGO_BACKEND: 'sqlite' }).mongoBackend, 'sqlite');
+  });
+
+  it('a data dir that holds SQLite data keeps SQLite unless PostgreSQL is asked for', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-backend-'));
+    const log = pino({ enabled: false });
+    try {
+      await mkdir(join(dir, 'sqlite'), { recursive: true });
+      await writeFile(join(dir, 'sqlite', 'parley.sqlite'), '');
+      const byDefault = { ...stackSettings({}), mongoBackend: 'postgresql' as const, mongoBackendChosen: false };
+      assert.equal(await resolveMongoBackend(byDefault, log, dir), 'sqlite', 'the messages it holds stay visible');
+      // Once a PostgreSQL cluster was initialised there, the dir is PostgreSQL's (SQLite files may be leftovers).
+      await mkdir(join(dir, 'postgres'), { recursive: true });
+      await writeFile(join(dir, 'postgres', 'PG_VERSION'), '15');
+      assert.equal(await holdsSqliteOnly(dir), false);
+      await rm(join(dir, 'postgres'), { recursive: true });
+      assert.equal(await holdsSqliteOnly(dir), true);
+      assert.equal(await holdsSqliteOnly(join(dir, 'nothing-here')), false, 'a new data dir gets the default');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects anything else with an error that names the variable', () => {
