@@ -66,6 +66,8 @@ describe('notifications', () => {
     running = [];
   });
 
+  /** Timeouts short enough for a test to see them fire, a lease and an ack wait that expire within it. */
+  const SHORT = { PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS: '1000', PARLEY_NOTIFY_LEASE_MS: '4000', PARLEY_NOTIFY_ACK_WAIT_MS: '3000' };
   const receiver = async (): Promise<WebhookReceiver> => {
     const r = await WebhookReceiver.start(SECRET);
     receivers.push(r);
@@ -77,10 +79,13 @@ describe('notifications', () => {
     PARLEY_NOTIFY_SINKS: 'log,webhook',
     PARLEY_NOTIFY_WEBHOOK_URL: r.url,
     PARLEY_NOTIFY_WEBHOOK_SECRET: SECRET,
-    PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS: '1000',
+    // Generous: a request that times out after the receiver took it is sent again (at-least-once towards receivers,
+    // ADR 0018), so a test that counts requests exactly must not race a short timeout on a loaded machine (a 1 s one
+    // did once in CI). Tests of timeouts, leases and kills set their own short values (SHORT).
+    PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS: '10000',
     PARLEY_NOTIFY_WEBHOOK_BACKOFF_MS: '20',
-    PARLEY_NOTIFY_LEASE_MS: '4000',
-    PARLEY_NOTIFY_ACK_WAIT_MS: '3000',
+    PARLEY_NOTIFY_LEASE_MS: '30000',
+    PARLEY_NOTIFY_ACK_WAIT_MS: '20000',
     PARLEY_NOTIFY_RETRY_MS: '100',
     ...extra,
     }, onLine);
@@ -106,7 +111,7 @@ describe('notifications', () => {
       PARLEY_NOTIFY_SINKS: 'log,webhook,email',
       PARLEY_SMTP_URL: mailpit.smtpUrl,
       PARLEY_NOTIFY_EMAIL_TO: '{user}@example.test',
-      PARLEY_SMTP_TIMEOUT_MS: '1500',
+      PARLEY_SMTP_TIMEOUT_MS: '10000',
       PARLEY_NOTIFY_EMAIL_SUBJECT: 'Parley: {from} in {room}',
       PARLEY_NOTIFY_EMAIL_FROM: '{from} via Parley <notify@parley.test>',
     });
@@ -191,12 +196,9 @@ describe('notifications', () => {
 
   it('the same events redelivered to two notify instances at once still make one notification per recipient', async () => {
     const r = await receiver();
-    // Two durable consumers: each instance gets every event, including the earlier tests' (all sent already).
-    // Generous timeout and lease: this test is about two instances racing for the same claims, not about an attempt
-    // that outlives its lease or a request that times out after the receiver took it (both at-least-once by design,
-    // ADR 0018; a loaded CI machine made the 1 s timeout of the base settings fire and the sink retried).
-    const slow = { PARLEY_NOTIFY_WEBHOOK_TIMEOUT_MS: '10000', PARLEY_NOTIFY_LEASE_MS: '30000', PARLEY_NOTIFY_ACK_WAIT_MS: '20000' };
-    await Promise.all([notify(r, { ...slow, PARLEY_NOTIFY_CONSUMER: 'notify-x' }), notify(r, { ...slow, PARLEY_NOTIFY_CONSUMER: 'notify-y' })]);
+    // Two durable consumers: each instance gets every event, including the earlier tests' (all sent already). The
+    // base settings' generous timeout and lease keep this about two instances racing for the same claims.
+    await Promise.all([notify(r, { PARLEY_NOTIFY_CONSUMER: 'notify-x' }), notify(r, { PARLEY_NOTIFY_CONSUMER: 'notify-y' })]);
     const alice = await suite.connect(gw, 'alice');
     await alice.join('race');
     const ids = Array.from({ length: 20 }, (_, i) => `r${i}`);
@@ -236,7 +238,7 @@ describe('notifications', () => {
     const id2 = nid('alice', 'x2', 'zed');
     // x2 is refused for good (404: dead at once, no second attempt); x1 keeps failing with 503 and a Retry-After.
     r.answer = (id) => (healthy ? { status: 200 } : id === id2 ? { status: 404 } : { status: 503, headers: { 'retry-after': '0' } });
-    const env = { PARLEY_NOTIFY_CONSUMER: 'notify-dlq', PARLEY_NOTIFY_MAX_ATTEMPTS: '2', PARLEY_NOTIFY_WEBHOOK_RETRIES: '1' };
+    const env = { ...SHORT, PARLEY_NOTIFY_CONSUMER: 'notify-dlq', PARLEY_NOTIFY_MAX_ATTEMPTS: '2', PARLEY_NOTIFY_WEBHOOK_RETRIES: '1' };
     await notify(r, env);
     dlqEnv = {
       PARLEY_NOTIFY_SINKS: 'webhook', PARLEY_NOTIFY_WEBHOOK_URL: r.url, PARLEY_NOTIFY_WEBHOOK_SECRET: SECRET,
@@ -282,10 +284,9 @@ describe('notifications', () => {
       return { status: 200 };
     };
     // Back-off from 200 ms, doubling, jitter x1 to x2: the 503's retries come at least 200 and then 400 ms apart.
-    // The lease leaves one attempt room for a Retry-After plus back-off on a loaded machine.
+    // The default lease (30 s) leaves one attempt room for a Retry-After plus back-off on a loaded machine.
     await notify(r, {
       PARLEY_NOTIFY_CONSUMER: 'notify-retry-after', PARLEY_NOTIFY_WEBHOOK_RETRIES: '3', PARLEY_NOTIFY_WEBHOOK_BACKOFF_MS: '200',
-      PARLEY_NOTIFY_LEASE_MS: '10000', PARLEY_NOTIFY_ACK_WAIT_MS: '8000',
     });
     const alice = await suite.connect(gw, 'alice');
     await alice.join('retryafter');
@@ -454,7 +455,7 @@ describe('notifications', () => {
     r.answer = () => ({ status: 200, delayMs: 3_000 }); // past the 1 s timeout: every request times out
     const durable = 'notify-slow';
     await notify(r, {
-      PARLEY_NOTIFY_CONSUMER: durable, PARLEY_NOTIFY_BATCH: '4', PARLEY_NOTIFY_CONCURRENCY: '2', PARLEY_NOTIFY_WEBHOOK_RETRIES: '0',
+      ...SHORT, PARLEY_NOTIFY_CONSUMER: durable, PARLEY_NOTIFY_BATCH: '4', PARLEY_NOTIFY_CONCURRENCY: '2', PARLEY_NOTIFY_WEBHOOK_RETRIES: '0',
     });
     const alice = await suite.connect(gw, 'alice');
     await alice.join('slow');
@@ -486,7 +487,7 @@ describe('notifications', () => {
       const r = await receiver();
       r.answer = () => ({ status: 200, delayMs: 150 });
       const durable = `notify-kill-${round}`;
-      const env = { PARLEY_NOTIFY_CONSUMER: durable, PARLEY_NOTIFY_BATCH: '8', PARLEY_NOTIFY_CONCURRENCY: '4', LOG_LEVEL: process.env.PARLEY_TEST_NOTIFY_LOG ?? 'info' };
+      const env = { ...SHORT, PARLEY_NOTIFY_CONSUMER: durable, PARLEY_NOTIFY_BATCH: '8', PARLEY_NOTIFY_CONCURRENCY: '4', LOG_LEVEL: process.env.PARLEY_TEST_NOTIFY_LOG ?? 'info' };
       // A new durable reads the stream from its start: the earlier tests' notifications are recorded as sent and
       // are not sent again (counted below only by the ids of this round).
       const n = await notify(r, env);
