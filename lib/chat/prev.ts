@@ -24,12 +24,18 @@ const CHAIN_ROOMS = 10_000;
 export class PrevChain {
   private last: { delivery: number; seq: number } | undefined;
   private rooms = new Map<string, number>();
+  /** Counts changes of the chain: a plan commits only onto the state it was made from. */
+  private gen = 0;
 
   /**
-   * The rooms' last seqs before `batch` if the chain holds up to its first message (a copy, changed by nothing), else
-   * undefined; and what to `commit` once the batch has been broadcast.
+   * The rooms' last seqs before `batch` if the chain holds up to its first message, else undefined; and what to
+   * `commit` once the batch has been broadcast. `known` is the chain's own map, not a copy (that would cost every
+   * batch a pass over up to CHAIN_ROOMS rooms): only this plan's commit changes it in place, and a commit of any other
+   * plan (an attempt abandoned at its hold deadline that finishes late) finds the chain moved on and forgets it,
+   * which replaces the map instead of changing it.
    */
-  plan(batch: readonly Delivered[]): { known: Map<string, number> | undefined; commit(docs: readonly MessageDoc[]): void } {
+  plan(batch: readonly Delivered[]): { known: ReadonlyMap<string, number> | undefined; commit(docs: readonly MessageDoc[]): void } {
+    const gen = this.gen;
     const sorted = [...batch].sort((a, b) => a.seq - b.seq);
     let at = this.last;
     let holds = at !== undefined;
@@ -38,8 +44,7 @@ export class PrevChain {
       if (!i || i.deliveryCount !== 1 || !at || i.deliverySequence !== at.delivery + 1 || m.seq <= at.seq) holds = false;
       at = i ? { delivery: i.deliverySequence, seq: m.seq } : undefined;
     }
-    const startsChain = holds ? this.rooms : undefined;
-    const known = startsChain ? new Map(startsChain) : undefined;
+    const known = holds ? this.rooms : undefined;
     // Whether the batch itself is one unbroken run (then it can start a chain even when it does not continue one).
     const end = at;
     const run = sorted.every((m, k) => {
@@ -51,10 +56,11 @@ export class PrevChain {
     return {
       known,
       commit: (docs) => {
-        if (!end || !run) {
+        if (!end || !run || this.gen !== gen) {
           this.forget();
           return;
         }
+        this.gen++;
         // A chain that did not hold before the batch starts afresh with it: only its own rooms are known.
         if (!known) this.rooms = new Map();
         for (const d of docs) {
@@ -68,6 +74,7 @@ export class PrevChain {
   }
 
   forget(): void {
+    this.gen++;
     this.last = undefined;
     this.rooms = new Map();
   }

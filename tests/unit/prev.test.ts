@@ -78,6 +78,22 @@ describe('withPrev (the prev hint chat attaches to each broadcast)', () => {
     assert.equal(reader.asked, before + 2);
   });
 
+  it('a late commit of an abandoned attempt neither changes a later plan\'s rooms nor lets the chain go on', () => {
+    const chain = new PrevChain();
+    chain.plan([dl(1, 1)]).commit([doc('a', 1)]);
+    // Batch 2's first attempt hangs past its hold deadline; the retry broadcasts and commits it.
+    const abandoned = chain.plan([dl(2, 2)]);
+    const retried = chain.plan([dl(2, 2)]);
+    retried.commit([doc('a', 2)]);
+    const next = chain.plan([dl(3, 3)]);
+    assert.equal(next.known?.get('a'), 2, 'the chain holds after the retry');
+    abandoned.commit([doc('a', 2), doc('b', 2)]);
+    assert.equal(next.known?.get('a'), 2, 'the late commit did not change what the next batch reads');
+    assert.equal(next.known?.has('b'), false);
+    next.commit([doc('a', 3)]);
+    assert.equal(chain.plan([dl(4, 4)]).known, undefined, 'the chain was forgotten: the next batch asks the stream');
+  });
+
   it('a resend dropped from the batch (no document) is not anyone\'s prev', async () => {
     const reader = streamReader([['a', 1], ['a', 3]]);
     const chain = new PrevChain();
