@@ -266,6 +266,12 @@ export interface RedisClusterNodeState {
   /** The master's id, for a replica. */
   masterId: string | undefined;
   slots: Array<[number, number]>;
+  /** The node's cluster bus port. */
+  busPort: number;
+  /** Every flag as CLUSTER NODES lists it (myself, master, slave, fail?, fail, handshake, ...). */
+  flags: string[];
+  /** Whether the link to the node is up (`connected`) as the asking node sees it. */
+  connected: boolean;
 }
 
 /** The cluster as the node at `url` sees it (CLUSTER NODES). */
@@ -276,11 +282,15 @@ export async function redisClusterNodes(url: string): Promise<RedisClusterNodeSt
     await client.connect();
     const text = String(await client.sendCommand(['CLUSTER', 'NODES']));
     return text.split('\n').filter(Boolean).map((line) => {
-      const [id, addr, flags, master, , , , , ...slots] = line.trim().split(' ');
+      const [id, addr, flags, master, , , , link, ...slots] = line.trim().split(' ');
       const f = (flags ?? '').split(',');
+      const [address, bus] = (addr ?? '').split('@');
       return {
         id: id!,
-        address: (addr ?? '').split('@')[0]!,
+        address: address!,
+        busPort: Number((bus ?? '').split(',')[0]),
+        flags: f,
+        connected: link === 'connected',
         master: f.includes('master'),
         failed: f.includes('fail') || f.includes('fail?'),
         masterId: master === '-' ? undefined : master,

@@ -7,7 +7,7 @@ import { until } from '../harness/index.js';
 import { Suite } from '../harness/suite.js';
 import type { TestClient } from '../harness/client.js';
 import { startFlooder } from '../harness/flood-process.js';
-import { token } from '../harness/parley.js';
+import { metricSum, token } from '../harness/parley.js';
 import type { ParleyProcess } from '../harness/parley.js';
 
 const HISTORY_RATE = 5;
@@ -17,22 +17,6 @@ const HISTORY_BURST = 20;
  * p99 100-450 ms with the fix; without it delivery stopped (a message still missing after 30 s).
  */
 const P99_BOUND_MS = 1_500;
-
-/** Sum of a Prometheus metric's samples whose labels include every given one. */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
-
-async function scrape(gw: ParleyProcess): Promise<string> {
-  assert.ok(gw.opsPort > 0, 'the gateway serves metrics on its own port');
-  return (await fetch(`http://127.0.0.1:${gw.opsPort}/metrics`)).text();
-}
 
 async function fill(suite: Suite, room: string, n: number): Promise<void> {
   const docs = Array.from({ length: n }, (_, i) => ({
@@ -69,7 +53,7 @@ describe('history flood while others chat', () => {
       if (f.type === 'message' && f.id) arrived.set(f.id, performance.now());
     });
 
-    const before = gw.opsPort > 0 ? await scrape(gw) : '';
+    const before = gw.opsPort > 0 ? await gw.metricsText() : '';
     const flooder = startFlooder({
       wsUrl: gw.url, httpUrl: gw.http, token: token('mallory'), room: 'archive',
       connections: 3, framesPerConnection: 2_000, httpRequests: 600,
@@ -104,12 +88,12 @@ describe('history flood while others chat', () => {
 
     // Work done is bounded by the user's budget, not by what the flooder asked for (6,600 pages).
     await until(async () => {
-      const m = await scrape(gw);
-      return metric(m, 'storage_queries_inflight') === 0 && metric(m, 'storage_queries_queued') === 0;
+      const m = await gw.metricsText();
+      return metricSum(m, 'storage_queries_inflight') === 0 && metricSum(m, 'storage_queries_queued') === 0;
     }, { timeout: 15_000, message: 'no storage query in flight or queued' });
-    const afterText = await scrape(gw);
-    const ran = metric(afterText, 'storage_queries_total') - metric(before, 'storage_queries_total')
-      - (metric(afterText, 'storage_queries_total', { result: 'rejected' }) - metric(before, 'storage_queries_total', { result: 'rejected' }));
+    const afterText = await gw.metricsText();
+    const ran = metricSum(afterText, 'storage_queries_total') - metricSum(before, 'storage_queries_total')
+      - (metricSum(afterText, 'storage_queries_total', { result: 'rejected' }) - metricSum(before, 'storage_queries_total', { result: 'rejected' }));
     const budget = HISTORY_BURST + Math.ceil(HISTORY_RATE * (elapsedSec + 1));
     assert.ok(ran <= budget, `${ran} storage queries for 6,600 requested pages in ${elapsedSec.toFixed(1)} s; budget ${budget}`);
     assert.ok(ran >= 1, 'the flooder got some pages');
@@ -135,7 +119,7 @@ describe('storage reads whose client has gone, and reads that hang', () => {
   });
 
   it('the gateway queue is bounded, hung reads time out, and queued reads of closed clients never run', async () => {
-    const before = await scrape(gw);
+    const before = await gw.metricsText();
     await suite.mongoServer.freeze();
     const readers: TestClient[] = [];
     try {
@@ -145,8 +129,8 @@ describe('storage reads whose client has gone, and reads that hang', () => {
         readers.push(c);
       }
       await until(async () => {
-        const m = await scrape(gw);
-        return metric(m, 'storage_queries_inflight') === 2 && metric(m, 'storage_queries_queued') === 4;
+        const m = await gw.metricsText();
+        return metricSum(m, 'storage_queries_inflight') === 2 && metricSum(m, 'storage_queries_queued') === 4;
       }, { message: '2 reads in flight and 4 queued' });
       // Beyond the bound: refused at once, with a hint when to retry.
       const late = await suite.connect(gw, 'late');
@@ -161,14 +145,14 @@ describe('storage reads whose client has gone, and reads that hang', () => {
       // The clients give up; their queued reads must not run when the slots free up.
       await Promise.all(readers.map((c) => c.close()));
       await until(async () => {
-        const m = await scrape(gw);
-        return metric(m, 'storage_queries_inflight') === 0 && metric(m, 'storage_queries_queued') === 0;
+        const m = await gw.metricsText();
+        return metricSum(m, 'storage_queries_inflight') === 0 && metricSum(m, 'storage_queries_queued') === 0;
       }, { timeout: 15_000, message: 'the hung reads timed out and the queue emptied' });
     } finally {
       await suite.mongoServer.thaw();
     }
-    const m = await scrape(gw);
-    const delta = (result: string): number => metric(m, 'storage_queries_total', { result }) - metric(before, 'storage_queries_total', { result });
+    const m = await gw.metricsText();
+    const delta = (result: string): number => metricSum(m, 'storage_queries_total', { result }) - metricSum(before, 'storage_queries_total', { result });
     assert.equal(delta('skipped'), 4, 'the four queued reads of closed clients were skipped');
     assert.equal(delta('error'), 2, 'the two hung reads failed by the query timeout');
     assert.equal(delta('ok'), 0);

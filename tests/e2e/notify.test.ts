@@ -17,7 +17,7 @@ import type { NotificationDoc } from '../../lib/store/index.js';
 import { directRoom } from '../../lib/notify/index.js';
 import { MailpitHandle } from '../harness/mailpit.js';
 import { mintToken } from '../../lib/auth/index.js';
-import { TEST_JWT_SECRET, token } from '../harness/parley.js';
+import { TEST_JWT_SECRET, metricSum, token } from '../harness/parley.js';
 import type { ParleyProcess } from '../harness/parley.js';
 import { Suite } from '../harness/suite.js';
 import { until } from '../harness/index.js';
@@ -26,17 +26,6 @@ import { WebhookReceiver } from '../harness/webhook.js';
 const PARLEY = fileURLToPath(new URL('../../cmd/parley.js', import.meta.url));
 const SECRET = 'webhook-secret-0123456789abcdef0123456789';
 const run = promisify(execFile);
-
-/** The sum of a metric's samples whose labels include `labels`, in Prometheus text. */
-function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
 
 describe('notifications', () => {
   let suite: Suite;
@@ -393,9 +382,9 @@ describe('notifications', () => {
     await until(async () => (await notifications().countDocuments({ _id: { $in: [ok, bad] }, state: { $in: ['sent', 'dead'] } })) === 2,
       { timeout: 20_000, message: 'one sent, one dead' });
     await until(() => idle('notify-metrics'), { timeout: 20_000 });
-    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${p.opsPort}/metrics`)).text();
+    const scrape = (): Promise<string> => p.metricsText();
     const text = await scrape();
-    const v = (name: string, labels: Record<string, string>): number => metricValue(text, name, labels);
+    const v = (name: string, labels: Record<string, string>): number => metricSum(text, name, labels);
     assert.deepEqual(r.requests.filter((q) => q.id === ok || q.id === bad).map((q) => q.status).sort(), [200, 404]);
     const answered = (status: number): number => r.requests.filter((q) => q.status === status).length;
     assert.equal(r.requests.length, answered(200) + 1, 'every other request was answered 200');

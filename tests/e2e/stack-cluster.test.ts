@@ -14,9 +14,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { createClient, createCluster } from 'redis';
 import { parseRedisTarget } from '../../lib/redis/target.js';
+import { redisClusterNodes } from '../../lib/stack/clusters.js';
 import { answers } from '../../lib/stack/index.js';
 import { uniqueName, until } from '../harness/wait.js';
 
@@ -93,30 +95,31 @@ function parseEnv(text: string): Record<string, string> {
   }));
 }
 
-/** CLUSTER NODES as the node at `url` sees it: address, cluster bus port, flags and link state per node. */
-async function clusterNodes(url: string): Promise<Array<{ address: string; busPort: number; flags: string[]; link: string }>> {
-  const c = createClient({ url, socket: { connectTimeout: 2000, reconnectStrategy: false } });
-  c.on('error', () => undefined);
-  try {
-    await c.connect();
-    const text = String(await c.sendCommand(['CLUSTER', 'NODES']));
-    return text.split('\n').filter(Boolean).map((line) => {
-      const f = line.trim().split(' ');
-      const [address, bus] = (f[1] ?? '').split('@');
-      return { address: address!, busPort: Number((bus ?? '').split(',')[0]), flags: (f[2] ?? '').split(','), link: f[7] ?? '' };
-    });
-  } finally {
-    c.destroy();
-  }
+/** A stream with 3 replicas gets a leader and 2 current replicas, and those are the stack's three nodes. */
+async function r3StreamOnEveryNode(jsm: JetStreamManager, when: string): Promise<void> {
+  const stream = uniqueName('STACKCLU');
+  await until(async () => {
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: 3 });
+    return true;
+  }, { timeout: 30_000, interval: 250, message: `a stream with 3 replicas created ${when}` });
+  await until(async () => {
+    const c = (await jsm.streams.info(stream)).cluster;
+    return c?.name === 'parley' && c.leader !== undefined && c.replicas?.length === 2 && c.replicas.every((r) => r.current);
+  }, { timeout: 30_000, interval: 250, message: `the R3 stream has a leader and 2 current replicas ${when}` });
+  const info = await jsm.streams.info(stream);
+  const peers = [info.cluster!.leader!, ...info.cluster!.replicas!.map((r) => r.name)].sort();
+  assert.deepEqual(peers, ['n0', 'n1', 'n2'], 'leader and replicas are the three stack nodes');
+  assert.equal(info.config.num_replicas, 3);
+  await jsm.streams.delete(stream);
 }
 
 /** Every node knows all `urls.length` nodes, sees each link connected and none failing, and 3 of them as masters. */
 async function redisClusterHealthy(urls: string[]): Promise<boolean> {
   for (const url of urls) {
-    const nodes = await clusterNodes(url);
+    const nodes = await redisClusterNodes(url);
     if (nodes.length !== urls.length) return false;
-    if (nodes.some((n) => n.link !== 'connected' || n.flags.some((f) => f === 'fail' || f === 'fail?' || f === 'handshake'))) return false;
-    if (nodes.filter((n) => n.flags.includes('master')).length !== 3) return false;
+    if (nodes.some((n) => !n.connected || n.failed || n.flags.includes('handshake'))) return false;
+    if (nodes.filter((n) => n.master).length !== 3) return false;
   }
   return true;
 }
@@ -243,21 +246,7 @@ describe('parley stack up --cluster (the CLI)', { timeout: 600_000 }, () => {
     const nc = await connect({ servers: natsUrls, name: 'stack-cluster-test', timeout: 10_000 });
     try {
       const jsm = await jetstreamManager(nc, { timeout: 10_000 });
-      const stream = uniqueName('STACKCLU');
-      await until(async () => {
-        await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: 3 });
-        return true;
-      }, { timeout: 30_000, interval: 250, message: 'a stream with 3 replicas created on the cluster' });
-      await until(async () => {
-        const si = await jsm.streams.info(stream);
-        const c = si.cluster;
-        return c?.name === 'parley' && c.leader !== undefined && c.replicas?.length === 2 && c.replicas.every((r) => r.current);
-      }, { timeout: 30_000, interval: 250, message: 'the R3 stream has a leader and 2 current replicas' });
-      const info = await jsm.streams.info(stream);
-      const peers = [info.cluster!.leader!, ...info.cluster!.replicas!.map((r) => r.name)].sort();
-      assert.deepEqual(peers, ['n0', 'n1', 'n2'], 'leader and replicas are the three stack nodes');
-      assert.equal(info.config.num_replicas, 3);
-      await jsm.streams.delete(stream);
+      await r3StreamOnEveryNode(jsm, 'on the cluster');
       // The route ports, for the listener check after `down`.
       for (let i = 0; i < 3; i++) {
         const log = await readFile(join(stateDir, 'logs', `nats-${i}.log`), 'utf8');
@@ -274,7 +263,7 @@ describe('parley stack up --cluster (the CLI)', { timeout: 600_000 }, () => {
     assert.equal(target.cluster, true);
     assert.equal(target.nodes.length, 6);
     await until(() => redisClusterHealthy(target.nodes), { timeout: 30_000, interval: 250, message: 'a healthy Redis Cluster' });
-    const busPorts = (await clusterNodes(target.nodes[0]!)).map((n) => n.busPort);
+    const busPorts = (await redisClusterNodes(target.nodes[0]!)).map((n) => n.busPort);
     assert.equal(busPorts.length, 6, 'six cluster bus ports');
     await setGetOnEveryMaster(target.nodes);
 
@@ -306,16 +295,7 @@ describe('parley stack up --cluster (the CLI)', { timeout: 600_000 }, () => {
     const nc = await connect({ servers: envFile.NATS_URL!.split(','), timeout: 10_000 });
     try {
       const jsm = await jetstreamManager(nc, { timeout: 10_000 });
-      const stream = uniqueName('STACKCLU');
-      await until(async () => {
-        await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: 3 });
-        return true;
-      }, { timeout: 30_000, interval: 250, message: 'an R3 stream on the restarted cluster' });
-      await until(async () => {
-        const c = (await jsm.streams.info(stream)).cluster;
-        return c?.leader !== undefined && c.replicas?.length === 2 && c.replicas.every((r) => r.current);
-      }, { timeout: 30_000, interval: 250, message: 'the R3 stream has a leader and 2 current replicas after down and up' });
-      await jsm.streams.delete(stream);
+      await r3StreamOnEveryNode(jsm, 'after down and up');
     } finally {
       await nc.close();
     }

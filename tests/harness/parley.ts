@@ -181,15 +181,15 @@ export class ParleyProcess {
    * (a rendering may be up to PARLEY_METRICS_CACHE_MS old: wait for a change with `until`).
    */
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    return metricSum(await this.metricsText(), name, labels);
+  }
+
+  /** The process's /metrics in Prometheus text (read several values of one scrape with `metricSum`). */
+  async metricsText(): Promise<string> {
+    if (!(this.opsPort > 0)) throw new Error(`parley ${this.command} serves no metrics port`);
     const res = await fetch(`http://127.0.0.1:${this.opsPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
     if (res.status !== 200) throw new Error(`parley ${this.command} /metrics: ${res.status}`);
-    let sum = 0;
-    for (const line of (await res.text()).split('\n')) {
-      if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-      if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-    return sum;
+    return res.text();
   }
 
   /** The process output so far (its last 200 lines). */
@@ -218,4 +218,15 @@ export class ParleyProcess {
     clearTimeout(t);
     return code;
   }
+}
+
+/** The sum of metric `name`'s samples whose labels include every one of `labels`, in Prometheus text. */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
 }
